@@ -1,0 +1,155 @@
+"""The one settings object of mesops: every path, URL, key and threshold, from MESOPS_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Switches that keep every library from phoning home (see ../shared/STACK.md). Set by the project, not the user.
+TELEMETRY_OFF: dict[str, str] = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "BENTOML_DO_NOT_TRACK": "true",
+    "DO_NOT_TRACK": "1",
+    "GX_ANALYTICS_ENABLED": "False",
+    "DAGSTER_DISABLE_TELEMETRY": "true",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+}
+
+
+class Settings(BaseSettings):
+    """Configuration of a mesops installation. Build it with :func:`get_settings`; never read env vars elsewhere."""
+
+    model_config = SettingsConfigDict(env_prefix="MESOPS_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".mesops"), description="Folder holding all embedded state (data zones, databases, keys)."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="Platform database URL; default is a SQLite file under MESOPS_HOME. "
+        "PostgreSQL: postgresql+psycopg2://user@host:5432/db",
+    )
+    dagster_postgres_url: str | None = Field(
+        default=None,
+        description="When set, the Dagster instance keeps its runs, events and schedules in this PostgreSQL "
+        "database instead of SQLite under MESOPS_HOME.",
+    )
+    pseudonym_key: SecretStr | None = Field(
+        default=None,
+        description="Secret for keyed pseudonyms (HMAC-SHA256). When unset, a random key is created once in "
+        "MESOPS_HOME/secrets/ (outside every data zone) and reused.",
+    )
+    ner_model_path: Path | None = Field(
+        default=None,
+        description="Path to an installed spaCy NER model for free-text anonymization (from an approved "
+        "channel). Default: a blank pipeline plus roster, pattern and context recognizers; nothing is downloaded.",
+    )
+    anonymization_policy_version: str = Field(
+        default="1.0.0", description="Version of the anonymization policy recorded in every attestation."
+    )
+    contracts_dir: Path | None = Field(
+        default=None, description="Folder of data contract YAML files; default: the contracts shipped with mesops."
+    )
+    odata_page_size: int = Field(default=5000, ge=1, description="Rows per page requested from an OData endpoint.")
+    http_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of HTTP calls to MES endpoints.")
+    sensor_interval_s: int = Field(
+        default=30, ge=5, description="How often the Dagster sensor looks for new files in the landing folder."
+    )
+
+    # --- data zones, all under home -------------------------------------------------------------
+    @property
+    def landing_dir(self) -> Path:
+        """Raw extracts as they arrived. The only zone allowed to hold personal data."""
+        return self.home / "landing"
+
+    @property
+    def anonymized_dir(self) -> Path:
+        """Tables after anonymization (pseudonyms and redacted text), before contract validation."""
+        return self.home / "anonymized"
+
+    @property
+    def curated_dir(self) -> Path:
+        """Contract-valid, typed tables that models train on."""
+        return self.home / "curated"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Rows that failed a contract, with their reasons."""
+        return self.home / "quarantine"
+
+    @property
+    def attestations_dir(self) -> Path:
+        """Anonymization attestations, one JSON document per table and batch."""
+        return self.home / "attestations"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'platform.db').resolve()}"
+
+    @property
+    def resolved_contracts_dir(self) -> Path:
+        if self.contracts_dir:
+            return self.contracts_dir
+        return Path(__file__).resolve().parent.parent / "data_contracts" / "contracts"
+
+    @cached_property
+    def pseudonym_secret(self) -> bytes:
+        """The HMAC key for pseudonyms: from MESOPS_PSEUDONYM_KEY, else a key file created once."""
+        if self.pseudonym_key is not None:
+            value = self.pseudonym_key.get_secret_value()
+            if not value:
+                raise ValueError("MESOPS_PSEUDONYM_KEY is set but empty: give it a secret of 16+ characters")
+            return value.encode()
+        key_file = self.secrets_dir / "pseudonym.key"
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_hex(32))
+            key_file.chmod(0o600)
+        return key_file.read_text().strip().encode()
+
+    def ensure_dirs(self) -> None:
+        """Create the state folders (called by commands that write, never at import)."""
+        for folder in (
+            self.landing_dir,
+            self.anonymized_dir,
+            self.curated_dir,
+            self.quarantine_dir,
+            self.attestations_dir,
+            self.dagster_home,
+            self.logs_dir,
+        ):
+            folder.mkdir(parents=True, exist_ok=True)
+
+
+def disable_telemetry() -> None:
+    """Turn off every library's calls home for this process and its children."""
+    for name, value in TELEMETRY_OFF.items():
+        os.environ[name] = value
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment (plus explicit overrides) and switch telemetry off."""
+    disable_telemetry()
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings.home = settings.home.resolve()
+    return settings
