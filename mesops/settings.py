@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MESOPS_", extra="ignore")
 
     home: Path = Field(
-        default=Path(".mesops"), description="Folder holding all embedded state (data zones, databases, keys)."
+        default=Path(".mesops"),
+        description="Folder holding all embedded state (data zones, databases, keys).",
     )
     database_url: str | None = Field(
         default=None,
@@ -54,12 +55,17 @@ class Settings(BaseSettings):
         default="1.0.0", description="Version of the anonymization policy recorded in every attestation."
     )
     contracts_dir: Path | None = Field(
-        default=None, description="Folder of data contract YAML files; default: the contracts shipped with mesops."
+        default=None,
+        description="Folder of data contract YAML files; default: the contracts shipped with mesops.",
     )
-    odata_page_size: int = Field(default=5000, ge=1, description="Rows per page requested from an OData endpoint.")
+    odata_page_size: int = Field(
+        default=5000, ge=1, description="Rows per page requested from an OData endpoint."
+    )
     http_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of HTTP calls to MES endpoints.")
     sensor_interval_s: int = Field(
-        default=30, ge=5, description="How often the Dagster sensor looks for new files in the landing folder."
+        default=30,
+        ge=5,
+        description="How often the Dagster sensor looks for new files in the landing folder.",
     )
 
     # --- data zones, all under home -------------------------------------------------------------
