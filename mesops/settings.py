@@ -62,6 +62,19 @@ class Settings(BaseSettings):
         default=5000, ge=1, description="Rows per page requested from an OData endpoint."
     )
     http_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of HTTP calls to MES endpoints.")
+    max_quarantine_share: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="Largest share of a table's landed rows that may be quarantined before the blocking "
+        "contract check stops everything downstream of it.",
+    )
+    dagster_executor: str = Field(
+        default="in_process",
+        pattern="^(in_process|multiprocess)$",
+        description="How Dagster runs the steps of a job: in_process (one machine, lowest overhead) or "
+        "multiprocess (one process per step).",
+    )
     sensor_interval_s: int = Field(
         default=30,
         ge=5,

@@ -1,0 +1,350 @@
+"""The `mesops` command line: run the data path, inspect contracts and quarantine, manage the platform database."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mesops.settings import Settings, get_settings
+
+app = typer.Typer(
+    help="mesops: governed model lifecycle for manufacturing (MES extracts -> anonymized, contract-validated "
+    "tables -> forecasters -> governed serving).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+contracts_app = typer.Typer(help="Inspect and release the versioned data contracts.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the platform database (SQLite by default, PostgreSQL in production).")
+app.add_typer(contracts_app, name="contracts")
+app.add_typer(db_app, name="db")
+
+console = Console()
+err_console = Console(stderr=True)
+
+SHARED_DATASETS = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
+REAL_DATASET_FILES = ("ai4i2020.csv", "steel_industry_energy.csv")
+
+
+class CliError(Exception):
+    """An error the user can fix; printed as one line, exit code 2."""
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = "MESOPS_" + str(first["loc"][0]).upper()
+        raise CliError(f"{field}: {first['msg']}") from None
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+@app.command()
+def demo(
+    days: Annotated[int, typer.Option(help="Days of plant history to simulate.", min=1, max=400)] = 28,
+    lines: Annotated[int, typer.Option(help="Production lines.", min=1, max=20)] = 2,
+    machines_per_line: Annotated[int, typer.Option(help="Machines per line.", min=1, max=50)] = 6,
+    defect_rate: Annotated[
+        float, typer.Option(help="Share of rows with a planted defect.", min=0, max=0.5)
+    ] = 0.01,
+    mes: Annotated[
+        str, typer.Option(help="MES shape of the simulated extract: opcenter or plex.")
+    ] = "opcenter",
+    seed: Annotated[int, typer.Option(help="Simulator seed (same seed, same bytes).")] = 7,
+    real_datasets: Annotated[
+        bool, typer.Option(help="Also ingest the public datasets in ../shared/datasets.")
+    ] = True,
+) -> None:
+    """Run the main job on the embedded default: simulate a plant, land its extracts, ingest everything."""
+    settings = _settings()
+    settings.ensure_dirs()
+    batch_dir = _simulate_into_landing(settings, days, lines, machines_per_line, defect_rate, mes, seed)
+    console.print(f"[bold]Landed[/] simulated {mes} extract: {batch_dir.relative_to(settings.home)}")
+    if real_datasets:
+        _land_real_datasets(settings)
+    _ingest_and_report(settings)
+
+
+def _simulate_into_landing(
+    settings: Settings, days: int, lines: int, machines: int, defect_rate: float, mes: str, seed: int
+) -> Path:
+    from pipelines.landing import new_batch_id
+    from pipelines.simulator import SimulationConfig, emit_extracts, simulate
+
+    if mes not in ("opcenter", "plex", "file"):
+        raise CliError(f"--mes: must be opcenter, plex or file, not {mes!r}")
+    config = SimulationConfig(
+        seed=seed, days=days, lines=lines, machines_per_line=machines, defect_rate=defect_rate
+    )
+    with console.status(f"Simulating {days} days of a plant with {lines} lines x {machines} machines..."):
+        history = simulate(config)
+    batch_id = new_batch_id(mes)
+    return emit_extracts(history, settings.landing_dir / mes / batch_id, mes=mes, batch_id=batch_id)
+
+
+def _land_real_datasets(settings: Settings) -> None:
+    from data_contracts.contract import load_contracts
+    from pipelines.landing import land_files
+
+    files = [SHARED_DATASETS / name for name in REAL_DATASET_FILES if (SHARED_DATASETS / name).exists()]
+    if not files:
+        console.print(f"[yellow]Skipping real datasets: none found in {SHARED_DATASETS}[/]")
+        return
+    batch_dir = land_files(files, settings.landing_dir, load_contracts(settings.resolved_contracts_dir))
+    console.print(
+        f"[bold]Landed[/] {', '.join(f.name for f in files)}: {batch_dir.relative_to(settings.home)}"
+    )
+
+
+def _ingest_and_report(settings: Settings, batch_ids: list[str] | None = None) -> None:
+    from pipelines.runner import ingest_batches
+
+    with _progress() as progress:
+        task = progress.add_task("Ingesting landing batches", total=None)
+        done: list[str] = []
+
+        def on_batch(batch_id: str) -> None:
+            progress.update(task, description=f"Ingesting {batch_id}", completed=len(done))
+            done.append(batch_id)
+
+        runs = ingest_batches(settings, batch_ids, on_batch=on_batch)
+        progress.update(task, total=len(runs), completed=len(runs), description="Ingested landing batches")
+    if not runs:
+        console.print("No new complete batch in the landing zone.")
+        return
+    failed = False
+    for run in runs:
+        _print_run(run)
+        failed = failed or not run.success
+    if failed:
+        raise CliError("a run failed; see the failed steps above and `mesops ui` for their logs")
+
+
+def _print_run(run) -> None:  # type: ignore[no-untyped-def]
+    table = Table(title=f"batch {run.batch_id}  (Dagster run {run.run_id[:8]})", title_justify="left")
+    for column in ("table", "contract", "landed", "valid", "quarantined", "quarantined by reason"):
+        table.add_column(column, justify="right" if column in ("landed", "valid", "quarantined") else "left")
+    for load in run.loads:
+        reasons = ", ".join(f"{rule}: {n}" for rule, n in sorted(load.reasons.items(), key=lambda kv: -kv[1]))
+        table.add_row(
+            load.table_name,
+            load.contract_ref.split("@")[1],
+            str(load.landed),
+            str(load.valid),
+            str(load.quarantined),
+            reasons or "-",
+        )
+    console.print(table)
+    if not run.success:
+        err_console.print(f"[red]failed steps:[/] {', '.join(run.failed_steps) or 'see the Dagster run'}")
+
+
+@app.command()
+def simulate(
+    days: Annotated[int, typer.Option(help="Days of plant history.", min=1, max=400)] = 28,
+    lines: Annotated[int, typer.Option(help="Production lines.", min=1, max=20)] = 2,
+    machines_per_line: Annotated[int, typer.Option(help="Machines per line.", min=1, max=50)] = 6,
+    defect_rate: Annotated[
+        float, typer.Option(help="Share of rows with a planted defect.", min=0, max=0.5)
+    ] = 0.0,
+    mes: Annotated[str, typer.Option(help="Extract shape: opcenter, plex or file.")] = "opcenter",
+    seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
+) -> None:
+    """Simulate a plant's MES history and drop it into the landing zone as one batch (not yet ingested)."""
+    settings = _settings()
+    settings.ensure_dirs()
+    batch_dir = _simulate_into_landing(settings, days, lines, machines_per_line, defect_rate, mes, seed)
+    console.print(f"Landed {batch_dir}")
+
+
+@app.command()
+def land(
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="CSV/Parquet files named after a contract's file entity.")
+    ] = None,
+    odata_url: Annotated[
+        str | None, typer.Option(help="Pull every mapped entity set from this Opcenter OData endpoint.")
+    ] = None,
+) -> None:
+    """Bring MES extracts into the landing zone as a new batch: file drops, or a pull from an OData endpoint."""
+    from data_contracts.contract import load_contracts
+    from pipelines.adapters.opcenter import ODataClient
+    from pipelines.landing import land_files, land_odata
+
+    settings = _settings()
+    settings.ensure_dirs()
+    contracts = load_contracts(settings.resolved_contracts_dir)
+    if bool(files) == bool(odata_url):
+        raise CliError("give either files to drop or --odata-url, not both or neither")
+    if odata_url:
+        client = ODataClient(odata_url, page_size=settings.odata_page_size, timeout_s=settings.http_timeout_s)
+        batch_dir = land_odata(client, settings.landing_dir, contracts, settings.odata_page_size)
+    else:
+        batch_dir = land_files(files or [], settings.landing_dir, contracts)
+    console.print(f"Landed batch {batch_dir.name} in {batch_dir.parent}")
+
+
+@app.command()
+def ingest(
+    batch: Annotated[
+        list[str] | None, typer.Option(help="Batch id to (re)ingest; default: every new batch.")
+    ] = None,
+) -> None:
+    """Run the Dagster ingest job (land, anonymize, validate) on new landing batches and print the counts."""
+    _ingest_and_report(_settings(), batch)
+
+
+@app.command()
+def status() -> None:
+    """Show the latest counts of every table: landed, valid, quarantined by reason, per batch."""
+    from sqlalchemy import select
+
+    from mesops import database
+    from mesops.tables import TableLoad
+
+    settings = _settings()
+    database.upgrade(settings.resolved_database_url)
+    with database.session_scope(settings.resolved_database_url) as session:
+        loads = list(session.scalars(select(TableLoad).order_by(TableLoad.created_at)))
+    latest = {(load.batch_id, load.table_name): load for load in loads}
+    table = Table(title="Latest load of each table and batch")
+    for column in ("batch", "table", "contract", "landed", "valid", "quarantined", "by reason"):
+        table.add_column(column)
+    for (batch_id, name), load in sorted(latest.items()):
+        reasons = ", ".join(f"{r}: {n}" for r, n in sorted(load.reasons.items()))
+        table.add_row(
+            batch_id,
+            name,
+            load.contract_ref,
+            str(load.landed),
+            str(load.valid),
+            str(load.quarantined),
+            reasons or "-",
+        )
+    console.print(table if latest else "Nothing ingested yet: run `mesops demo` or `mesops ingest`.")
+
+
+@app.command()
+def quarantine(
+    table: Annotated[str, typer.Argument(help="Canonical table name, e.g. sensor_readings.")],
+    limit: Annotated[int, typer.Option(help="Rows to show.", min=1)] = 20,
+) -> None:
+    """Show quarantined rows of a table with the reasons each broke its contract."""
+    from data_contracts.contract import load_contracts
+    from data_contracts.landed import issues_from_json
+    from pipelines.zones import ZoneStore
+
+    settings = _settings()
+    if table not in load_contracts(settings.resolved_contracts_dir):
+        raise CliError(f"table {table!r}: no contract of that name (see `mesops contracts list`)")
+    rows = ZoneStore(settings.home).read_all("quarantine", table)
+    if rows.empty:
+        console.print(f"No quarantined rows for {table}.")
+        return
+    view = Table(title=f"{len(rows)} quarantined rows of {table} (showing {min(limit, len(rows))})")
+    view.add_column("batch row")
+    view.add_column("source")
+    view.add_column("reasons")
+    for _, row in rows.head(limit).iterrows():
+        reasons = "; ".join(v.describe() for v in issues_from_json(row["_reasons"]))
+        view.add_row(str(row["_landing_row"]), str(row["_source"]), reasons)
+    console.print(view)
+
+
+@contracts_app.command("list")
+def contracts_list() -> None:
+    """List every data contract with its version, columns and sources."""
+    from data_contracts.contract import load_contracts
+
+    settings = _settings()
+    view = Table(title=f"Data contracts in {settings.resolved_contracts_dir}")
+    for column in ("table", "version", "columns", "personal data", "sources", "landing only"):
+        view.add_column(column)
+    for name, contract in load_contracts(settings.resolved_contracts_dir).items():
+        personal = [c.name for c in contract.columns if c.personal != "none"]
+        sources = ", ".join(f"{m.kind}:{m.entity}" for m in contract.sources.values())
+        view.add_row(
+            name,
+            contract.version,
+            str(len(contract.columns)),
+            ", ".join(personal) or "-",
+            sources,
+            "yes" if contract.landing_only else "",
+        )
+    console.print(view)
+
+
+@contracts_app.command("show")
+def contracts_show(table: Annotated[str, typer.Argument(help="Canonical table name.")]) -> None:
+    """Print one contract as JSON (columns, rules, personal data, source field mappings)."""
+    from data_contracts.contract import load_contracts
+
+    contracts = load_contracts(_settings().resolved_contracts_dir)
+    if table not in contracts:
+        raise CliError(f"table {table!r}: no contract of that name (known: {', '.join(contracts)})")
+    console.print_json(json.dumps(contracts[table].model_dump(mode="json")))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the platform database schema in place (Alembic); existing rows are kept."""
+    from mesops import database
+
+    url = _settings().resolved_database_url
+    database.upgrade(url)
+    console.print("Platform database is at the latest schema.")
+
+
+@app.command()
+def ui(port: Annotated[int, typer.Option(help="Port of the Dagster UI.")] = 3000) -> None:
+    """Open the Dagster UI on this installation's instance (assets, checks, runs, the landing sensor)."""
+    from pipelines.instance import prepare_dagster_home
+
+    settings = _settings()
+    prepare_dagster_home(settings)
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-m",
+        "pipelines.definitions",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    raise typer.Exit(subprocess.call(command))
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning known errors into one line and exit code 2."""
+    from data_contracts.contract import ContractError
+    from mesops.database import DatabaseError
+
+    try:
+        app()
+    except (CliError, ContractError, DatabaseError, ValueError, FileNotFoundError) as err:
+        err_console.print(f"[red]error:[/] {err}")
+        sys.exit(2)

@@ -1,0 +1,45 @@
+"""The platform database: Alembic creates the schema in place, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import inspect, select
+
+from mesops import database
+from mesops.tables import IngestBatch
+
+
+def _roundtrip(url: str) -> None:
+    database.upgrade(url)
+    database.upgrade(url)  # idempotent
+    tables = set(inspect(database.get_engine(url)).get_table_names())
+    assert {"ingest_batches", "table_loads", "attestations", "alembic_version"} <= tables
+    with database.session_scope(url) as session:
+        session.add(
+            IngestBatch(
+                batch_id="b1",
+                source_kind="file",
+                path="/x",
+                manifest_sha256="0" * 64,
+                registered_at=datetime.now(UTC),
+            )
+        )
+    with database.session_scope(url) as session:
+        assert session.scalars(select(IngestBatch.batch_id)).all() == ["b1"]
+
+
+def test_sqlite_schema_created_and_rows_kept(settings) -> None:
+    _roundtrip(settings.resolved_database_url)
+
+
+@pytest.mark.postgres
+def test_postgres_schema_created_and_rows_kept(postgres_database: str) -> None:
+    _roundtrip(postgres_database)
+    database.get_engine(postgres_database).dispose()
+
+
+def test_unreachable_database_is_a_clear_error() -> None:
+    with pytest.raises(database.DatabaseError, match=r"127\.0\.0\.1:1/nowhere"):
+        database.upgrade("postgresql+psycopg2://nobody@127.0.0.1:1/nowhere")
