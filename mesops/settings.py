@@ -112,6 +112,11 @@ class Settings(BaseSettings):
         return self.home / "secrets"
 
     @property
+    def cache_dir(self) -> Path:
+        """Rebuildable caches (the blank spaCy pipeline the anonymizer loads by path)."""
+        return self.home / "cache"
+
+    @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
 
