@@ -1,0 +1,39 @@
+"""The one Dagster assembly point of mesops: `dagster dev -m pipelines.definitions`."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from data_contracts.contract import load_contracts
+from mesops.settings import Settings, get_settings
+from pipelines.assets.data_path import build_data_path_assets
+from pipelines.partitions import LANDING_BATCHES
+from pipelines.resources import build_resources
+from pipelines.sensors import build_landing_sensor
+
+INGEST_JOB = "ingest"
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """Assets, checks, jobs, sensors and resources for one mesops installation."""
+    data_path = build_data_path_assets(load_contracts(settings.resolved_contracts_dir))
+    ingest = dg.define_asset_job(
+        INGEST_JOB,
+        selection=dg.AssetSelection.groups("landing", "anonymized", "curated"),
+        partitions_def=LANDING_BATCHES,
+        description="Land, anonymize and validate every table of one landing batch.",
+    )
+    executor = (
+        dg.in_process_executor if settings.dagster_executor == "in_process" else dg.multiprocess_executor
+    )
+    return dg.Definitions(
+        assets=[a for a in data_path if not isinstance(a, dg.AssetChecksDefinition)],
+        asset_checks=[c for c in data_path if isinstance(c, dg.AssetChecksDefinition)],
+        jobs=[ingest],
+        sensors=[build_landing_sensor(INGEST_JOB, settings.sensor_interval_s)],
+        resources=build_resources(settings),
+        executor=executor,
+    )
+
+
+defs = build_definitions(get_settings())

@@ -1,0 +1,75 @@
+"""Run the ingest job on the mesops Dagster instance, one run per landing batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import dagster as dg
+from sqlalchemy import select
+
+from mesops import database
+from mesops.settings import Settings
+from mesops.tables import TableLoad
+from pipelines.definitions import INGEST_JOB, build_definitions
+from pipelines.instance import prepare_dagster_home
+from pipelines.partitions import LANDING_BATCHES
+from pipelines.resources import LandingFolderSource
+
+# Step logs go to the Dagster event log (the UI shows them); the console only gets warnings and errors.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """The outcome of ingesting one batch: the Dagster run and every table's counts."""
+
+    batch_id: str
+    run_id: str
+    success: bool
+    loads: list[TableLoad]
+    failed_steps: list[str]
+
+
+def pending_batches(settings: Settings, instance: dg.DagsterInstance) -> list[str]:
+    """Complete landing batches that have no partition (so no ingest run) yet."""
+    known = set(instance.get_dynamic_partitions(LANDING_BATCHES.name))
+    source = LandingFolderSource(landing_dir=str(settings.landing_dir))
+    return [b.batch_id for b in source.complete_batches() if b.batch_id not in known]
+
+
+def ingest_batches(
+    settings: Settings, batch_ids: list[str] | None = None, on_batch: Callable[[str], None] | None = None
+) -> list[BatchRun]:
+    """Ingest the given batches (default: every pending one) and return their outcomes."""
+    settings.ensure_dirs()
+    database.upgrade(settings.resolved_database_url)
+    prepare_dagster_home(settings)
+    instance = dg.DagsterInstance.get()
+    targets = batch_ids if batch_ids is not None else pending_batches(settings, instance)
+    known = set(instance.get_dynamic_partitions(LANDING_BATCHES.name))
+    new = [b for b in targets if b not in known]
+    if new:
+        instance.add_dynamic_partitions(LANDING_BATCHES.name, new)
+    job = build_definitions(settings).resolve_job_def(INGEST_JOB)
+    runs = []
+    for batch_id in targets:
+        if on_batch:
+            on_batch(batch_id)
+        result = job.execute_in_process(
+            instance=instance, partition_key=batch_id, raise_on_error=False, run_config=QUIET_CONSOLE
+        )
+        failed = [e.step_key or "" for e in result.all_events if e.is_step_failure]
+        runs.append(
+            BatchRun(batch_id, result.run_id, result.success, table_loads(settings, result.run_id), failed)
+        )
+    return runs
+
+
+def table_loads(settings: Settings, run_id: str) -> list[TableLoad]:
+    """The per-table counts a run recorded in the platform database."""
+    with database.session_scope(settings.resolved_database_url) as session:
+        rows = session.scalars(
+            select(TableLoad).where(TableLoad.run_id == run_id).order_by(TableLoad.table_name)
+        )
+        return list(rows)

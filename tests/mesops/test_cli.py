@@ -1,0 +1,93 @@
+"""The `mesops` CLI as a user runs it: the demo prints per-table counts; errors are one clear line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.personal_data import find_in_text, find_personal_data, planted_values
+
+
+def _mesops(settings, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "MESOPS_HOME": str(settings.home), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "mesops.cli", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_help_lists_every_command(settings) -> None:
+    result = _mesops(settings, "--help")
+    assert result.returncode == 0
+    for command in ("demo", "simulate", "land", "ingest", "status", "quarantine", "contracts", "db", "ui"):
+        assert f" {command} " in result.stdout
+
+
+def test_unknown_table_is_one_line_error(settings) -> None:
+    result = _mesops(settings, "contracts", "show", "nope")
+    assert result.returncode == 2
+    assert "no contract of that name" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 2
+
+
+def test_bad_setting_names_the_variable(settings) -> None:
+    env_result = subprocess.run(
+        [sys.executable, "-m", "mesops.cli", "status"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "MESOPS_HOME": str(settings.home), "MESOPS_MAX_QUARANTINE_SHARE": "2"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert env_result.returncode == 2
+    assert "MESOPS_MAX_QUARANTINE_SHARE" in env_result.stderr and "Traceback" not in env_result.stderr
+
+
+@pytest.mark.slow
+def test_demo_prints_counts_and_leaks_no_personal_data(settings) -> None:
+    result = _mesops(
+        settings,
+        "demo",
+        "--days",
+        "3",
+        "--lines",
+        "1",
+        "--machines-per-line",
+        "3",
+        "--defect-rate",
+        "0.02",
+        "--no-real-datasets",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for table in ("production_orders", "sensor_readings", "shift_notes", "machine_events"):
+        assert table in result.stdout
+    assert "quarantined" in result.stdout
+    landed_roster = list((settings.landing_dir).rglob("Personnel-*.json"))
+    assert landed_roster, "the demo lands an Opcenter roster"
+    records = [r for page in landed_roster for r in json.loads(page.read_text())["value"]]
+    roster = pd.DataFrame(records).rename(
+        columns={
+            "NId": "employee_no",
+            "BadgeId": "badge_id",
+            "FirstName": "first_name",
+            "LastName": "last_name",
+            "Email": "email",
+            "Phone": "phone",
+        }
+    )
+    values = planted_values(roster)
+    assert find_in_text(result.stdout + result.stderr, values) == []
+    assert {p.name for p in settings.cache_dir.iterdir()} <= {"spacy-blank"}  # library files only
+    assert find_personal_data(settings.home, values, skip=[settings.landing_dir, settings.cache_dir]) == []
+    status = _mesops(settings, "status")
+    assert status.returncode == 0 and "sensor_readings" in status.stdout
