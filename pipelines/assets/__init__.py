@@ -1,0 +1,1 @@
+"""Dagster asset families of mesops, one module per family."""
