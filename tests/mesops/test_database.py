@@ -15,7 +15,7 @@ def _roundtrip(url: str) -> None:
     database.upgrade(url)
     database.upgrade(url)  # idempotent
     tables = set(inspect(database.get_engine(url)).get_table_names())
-    assert {"ingest_batches", "table_loads", "attestations", "alembic_version"} <= tables
+    assert {"ingest_batches", "table_loads", "attestations", "mesops_alembic_version"} <= tables
     with database.session_scope(url) as session:
         session.add(
             IngestBatch(

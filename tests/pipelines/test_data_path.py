@@ -10,7 +10,7 @@ from data_contracts.landed import issues_from_json
 from pipelines.runner import ingest_batches
 from pipelines.simulator import SimulationConfig, emit_extracts, simulate
 from pipelines.zones import ZoneStore
-from tests.personal_data import find_personal_data, planted_values
+from tests.personal_data import find_in_text, find_personal_data, planted_values
 
 pytestmark = pytest.mark.slow
 
@@ -77,3 +77,39 @@ def test_reingesting_a_batch_is_repeatable(settings) -> None:
     curated = ZoneStore(settings.home).read_all("curated", "sensor_readings")
     assert not curated.duplicated(subset=["machine_id", "ts"]).any()
     assert pd.api.types.is_datetime64_any_dtype(curated["ts"])
+
+
+@pytest.mark.postgres
+def test_same_pipeline_on_postgres(settings, make_postgres_database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Platform database and Dagster instance on the local PostgreSQL: same exact quarantine, no leak."""
+    from sqlalchemy import create_engine, text
+
+    from mesops.settings import get_settings
+
+    platform_url, dagster_url = make_postgres_database(), make_postgres_database()
+    monkeypatch.setenv("MESOPS_DATABASE_URL", platform_url)
+    monkeypatch.setenv("MESOPS_DAGSTER_POSTGRES_URL", dagster_url)
+    pg_settings = get_settings()
+    history, runs = _run(pg_settings, "opcenter")
+    assert [r.success for r in runs] == [True], runs[0].failed_steps
+    loads = {load.table_name: load for load in runs[0].loads}
+    planted = {}
+    for defect in history.planted_defects:
+        planted[defect.table] = planted.get(defect.table, 0) + 1
+    assert {t: n for t, n in ((t, load.quarantined) for t, load in loads.items()) if n} == planted
+    engine = create_engine(dagster_url)
+    with engine.connect() as conn:  # the Dagster run and its events live in PostgreSQL, not SQLite
+        assert conn.execute(text("select count(*) from runs")).scalar() == 1
+        assert conn.execute(text("select count(*) from event_logs")).scalar() > 100
+    engine.dispose()
+    assert not list(pg_settings.dagster_home.glob("**/*.db")), (
+        "no SQLite storage when PostgreSQL is configured"
+    )
+    values = planted_values(history.tables["employees"])
+    assert (
+        find_personal_data(pg_settings.home, values, skip=[pg_settings.landing_dir, pg_settings.cache_dir])
+        == []
+    )
+    with create_engine(dagster_url).connect() as conn:  # nor in the Dagster event log
+        events = " ".join(str(r[0]) for r in conn.execute(text("select event from event_logs")))
+    assert find_in_text(events, values) == []
