@@ -306,6 +306,35 @@ def contracts_show(table: Annotated[str, typer.Argument(help="Canonical table na
     console.print_json(json.dumps(contracts[table].model_dump(mode="json")))
 
 
+@contracts_app.command("check")
+def contracts_check() -> None:
+    """Compare every contract with its newest released version: a change needs a bump, a breaking one a major."""
+    from data_contracts.compatibility import check_version_bump, newest_released
+    from data_contracts.contract import load_contracts
+
+    problems = []
+    for name, contract in load_contracts(_settings().resolved_contracts_dir).items():
+        released = newest_released(name)
+        if released is None:
+            problems.append(f"{name}: never released (run `mesops contracts release {name}`)")
+            continue
+        problems += [f"{name}: {problem}" for problem in check_version_bump(released, contract)]
+    if problems:
+        raise CliError("; ".join(problems))
+    console.print("Every contract matches its released version or is bumped correctly.")
+
+
+@contracts_app.command("release")
+def contracts_release(table: Annotated[str, typer.Argument(help="Canonical table name.")]) -> None:
+    """Record the current version of a contract as released (refused if it breaks consumers without a major bump)."""
+    from data_contracts.compatibility import release_contract
+
+    path = _settings().resolved_contracts_dir / f"{table}.yaml"
+    if not path.exists():
+        raise CliError(f"table {table!r}: no contract file {path}")
+    console.print(f"Released {release_contract(path)}")
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or upgrade the platform database schema in place (Alembic); existing rows are kept."""
@@ -348,3 +377,7 @@ def main() -> None:
     except (CliError, ContractError, DatabaseError, ValueError, FileNotFoundError) as err:
         err_console.print(f"[red]error:[/] {err}")
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

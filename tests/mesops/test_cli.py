@@ -40,6 +40,33 @@ def test_unknown_table_is_one_line_error(settings) -> None:
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 2
 
 
+def test_contracts_check_passes_on_the_shipped_contracts(settings) -> None:
+    result = _mesops(settings, "contracts", "check")
+    assert result.returncode == 0, result.stderr
+
+
+def test_contracts_check_names_an_unbumped_breaking_change(settings, tmp_path) -> None:
+    import shutil
+
+    contracts = tmp_path / "contracts"
+    shutil.copytree(REPO_ROOT / "data_contracts" / "contracts", contracts)
+    orders = contracts / "production_orders.yaml"
+    orders.write_text(
+        orders.read_text().replace("{name: planned_qty, type: integer", "{name: planned_qty, type: float")
+    )
+    env = {**os.environ, "MESOPS_HOME": str(settings.home), "MESOPS_CONTRACTS_DIR": str(contracts)}
+    result = subprocess.run(
+        [sys.executable, "-m", "mesops.cli", "contracts", "check"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "production_orders" in result.stderr and "planned_qty" in result.stderr
+
+
 def test_bad_setting_names_the_variable(settings) -> None:
     env_result = subprocess.run(
         [sys.executable, "-m", "mesops.cli", "status"],

@@ -1,0 +1,5 @@
+"""`python -m mesops` runs the CLI."""
+
+from mesops.cli import main
+
+main()
