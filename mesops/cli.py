@@ -143,21 +143,34 @@ def _ingest_and_report(settings: Settings, batch_ids: list[str] | None = None) -
 
 def _print_run(run) -> None:  # type: ignore[no-untyped-def]
     table = Table(title=f"batch {run.batch_id}  (Dagster run {run.run_id[:8]})", title_justify="left")
-    for column in ("table", "contract", "landed", "valid", "quarantined", "quarantined by reason"):
-        table.add_column(column, justify="right" if column in ("landed", "valid", "quarantined") else "left")
+    table.add_column("table", no_wrap=True)
+    table.add_column("contract", no_wrap=True)
+    for column in ("landed", "valid", "quarantined"):
+        table.add_column(column, justify="right")
+    table.add_column("quarantined by column and rule")
+    absent = []
     for load in run.loads:
-        reasons = ", ".join(f"{rule}: {n}" for rule, n in sorted(load.reasons.items(), key=lambda kv: -kv[1]))
+        if load.landed == 0:
+            absent.append(load.table_name)
+            continue
         table.add_row(
             load.table_name,
             load.contract_ref.split("@")[1],
             str(load.landed),
             str(load.valid),
             str(load.quarantined),
-            reasons or "-",
+            _reasons_text(load.reasons),
         )
     console.print(table)
+    if absent:
+        console.print(f"[dim]not in this batch: {', '.join(absent)}[/]")
     if not run.success:
         err_console.print(f"[red]failed steps:[/] {', '.join(run.failed_steps) or 'see the Dagster run'}")
+
+
+def _reasons_text(reasons: dict[str, int]) -> str:
+    ranked = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    return "\n".join(f"{reason}: {rows}" for reason, rows in ranked) or "-"
 
 
 @app.command()
@@ -232,7 +245,6 @@ def status() -> None:
     for column in ("batch", "table", "contract", "landed", "valid", "quarantined", "by reason"):
         table.add_column(column)
     for (batch_id, name), load in sorted(latest.items()):
-        reasons = ", ".join(f"{r}: {n}" for r, n in sorted(load.reasons.items()))
         table.add_row(
             batch_id,
             name,
@@ -240,7 +252,7 @@ def status() -> None:
             str(load.landed),
             str(load.valid),
             str(load.quarantined),
-            reasons or "-",
+            _reasons_text(load.reasons),
         )
     console.print(table if latest else "Nothing ingested yet: run `mesops demo` or `mesops ingest`.")
 

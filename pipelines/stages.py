@@ -176,7 +176,7 @@ def validate_table(
                 landed=result.landed,
                 valid=result.valid_count,
                 quarantined=result.quarantined_count,
-                reasons=result.summary()["by_rule"],
+                reasons=reason_counts(result),
                 attestation_id=attestation.attestation_id,
                 curated_sha256=curated_sha,
                 run_id=run_id,
@@ -184,6 +184,15 @@ def validate_table(
             )
         )
     return result
+
+
+def reason_counts(result: ValidationResult) -> dict[str, int]:
+    """Quarantined rows per 'column rule' (e.g. 'torque_nm between[0, 150]'; '(row) <rule>' for row rules)."""
+    return {
+        f"{column} {rule}": rows
+        for column, rules in result.summary()["by_column_rule"].items()
+        for rule, rows in rules.items()
+    }
 
 
 def curated_paths(store: ZoneStore, table: str) -> list[Path]:

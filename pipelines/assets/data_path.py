@@ -116,6 +116,7 @@ def build_curated_asset(contract: Contract) -> list:
                 "valid": result.valid_count,
                 "quarantined": result.quarantined_count,
                 "quarantined_by_rule": dg.MetadataValue.json(summary["by_rule"]),
+                "quarantined_by_column_and_rule": dg.MetadataValue.json(summary["by_column_rule"]),
             }
         )
 
