@@ -10,7 +10,7 @@ from pathlib import Path
 
 from data_contracts.contract import Contract, SourceKind
 from pipelines.adapters.errors import SourceError
-from pipelines.adapters.opcenter import ODataClient
+from pipelines.adapters.opcenter import ODataClient, write_odata_pages
 
 MANIFEST = "_manifest.json"
 
@@ -69,20 +69,7 @@ def land_odata(
             continue
         manifest[entity_set] = {
             "rows": len(records),
-            "files": _write_pages(batch_dir, entity_set, records, page_rows),
+            "files": write_odata_pages(batch_dir, entity_set, records, page_rows),
         }
     write_manifest(batch_dir, "opcenter", batch_id, manifest, created_by="mesops land --odata-url")
     return batch_dir
-
-
-def _write_pages(batch_dir: Path, entity_set: str, records: list[dict], page_rows: int) -> list[str]:
-    names = []
-    pages = [records[i : i + page_rows] for i in range(0, len(records), page_rows)]
-    for number, page in enumerate(pages, start=1):
-        body: dict = {"@odata.context": f"$metadata#{entity_set}", "value": page}
-        if number < len(pages):
-            body["@odata.nextLink"] = f"{entity_set}?$skiptoken={number * page_rows}"
-        name = f"{entity_set}-{number:04d}.json"
-        (batch_dir / name).write_text(json.dumps(body))
-        names.append(name)
-    return names

@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from data_contracts.anonymization.attestation import (
@@ -85,15 +86,17 @@ def _redact_issues(
     plain = set(contract.column_names) - identifiers - set(contract.personal_columns(PersonalData.FREE_TEXT))
     found: Counter[str] = Counter()
     replaced: Counter[str] = Counter()
-    out: list[object] = []
     processed = 0
-    for position, raw in enumerate(values):
-        if _is_null(raw) or not str(raw).strip():
-            out.append(raw if not _is_null(raw) else None)
+    rewritten: dict[str, str] = {}
+    # Each distinct issues text is rewritten once: most rows share "[]" or one schema-drift list.
+    occurrences = values[values.notna()].astype(str).value_counts()
+    for raw, rows in occurrences.items():
+        if raw.strip() in ("", "[]"):
             continue
         try:
-            issues = json.loads(str(raw))
+            issues = json.loads(raw)
         except json.JSONDecodeError as err:
+            position = int(np.flatnonzero(values.astype(str).to_numpy() == raw)[0])
             raise AnonymizationError(
                 f"{ISSUES} (row {position}): not a JSON list of violations: {err}"
             ) from None
@@ -101,17 +104,21 @@ def _redact_issues(
             observed, column = issue.get("observed"), issue.get("column")
             if observed is None or column in plain:
                 continue
-            processed += 1
+            processed += rows
             if column in identifiers:
                 issue["observed"] = roster.pseudonymize(str(observed), key)
-                found[ROSTER_PERSON if roster.resolve(str(observed)) else OFF_ROSTER_VALUE] += 1
-                replaced[ROSTER_PERSON if roster.resolve(str(observed)) else OFF_ROSTER_VALUE] += 1
+                kind = ROSTER_PERSON if roster.resolve(str(observed)) else OFF_ROSTER_VALUE
+                found[kind] += rows
+                replaced[kind] += rows
             else:
                 (result,) = engine.anonymize([str(observed)])
                 issue["observed"] = result.text
-                found.update(result.found)
-                replaced.update(result.replaced)
-        out.append(json.dumps(issues))
+                found.update({k: n * rows for k, n in result.found.items()})
+                replaced.update({k: n * rows for k, n in result.replaced.items()})
+        rewritten[raw] = json.dumps(issues)
+    out = values.astype(object).where(values.notna(), None)
+    changed = out.isin(list(rewritten))
+    out[changed] = out[changed].map(rewritten)
     attestation = ColumnAttestation(
         column=ISSUES, method=Method.PRESIDIO, values=processed, found=found, replaced=replaced
     )

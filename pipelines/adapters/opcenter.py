@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -212,3 +213,28 @@ def iter_opcenter_parts(
 def read_opcenter(source: Path | ODataClient, contracts: Mapping[str, Contract]) -> dict[str, pd.DataFrame]:
     """Landed frames by table for every opcenter-mapped entity set the batch folder or endpoint has."""
     return combine_parts(iter_opcenter_parts(source, contracts))
+
+
+def write_odata_pages(
+    folder: Path, entity_set: str, records: list[dict[str, Any]], page_size: int
+) -> list[str]:
+    """Write records as Opcenter page files ``<EntitySet>-0001.json``, … linked by ``@odata.nextLink``.
+
+    The one writer of the on-disk OData shape that :func:`read_odata_files` reads (simulated extracts,
+    pulls from an endpoint, test fixtures). Returns the file names in page order.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    pages = max(1, -(-len(records) // page_size))
+    names = []
+    for index in range(pages):
+        name = f"{entity_set}-{index + 1:04d}.json"
+        body: dict[str, Any] = {
+            "@odata.context": f"$metadata#{entity_set}",
+            "value": records[index * page_size : (index + 1) * page_size],
+        }
+        if index < pages - 1:
+            body["@odata.nextLink"] = f"{entity_set}?$skiptoken={(index + 1) * page_size}"
+        text = json.dumps(body, ensure_ascii=False, separators=(",", ":")) + "\n"
+        (folder / name).write_text(text, encoding="utf-8")
+        names.append(name)
+    return names

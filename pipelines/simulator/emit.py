@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data_contracts.contract import Contract, SourceKind, SourceMapping, load_contracts
+from pipelines.adapters.opcenter import write_odata_pages
 from pipelines.simulator.config import default_contracts_dir
 
 if TYPE_CHECKING:
@@ -97,20 +98,7 @@ def write_file_drop(frame: pd.DataFrame, path: Path) -> Path:
 
 
 def _opcenter(frame: pd.DataFrame, mapping: SourceMapping, folder: Path, page_size: int) -> list[str]:
-    records = _records(frame, mapping)
-    pages = max(1, math.ceil(len(records) / page_size))
-    files = []
-    for p in range(pages):
-        name = f"{mapping.entity}-{p + 1:04d}.json"
-        payload: dict[str, object] = {
-            "@odata.context": f"$metadata#{mapping.entity}",
-            "value": records[p * page_size : (p + 1) * page_size],
-        }
-        if p < pages - 1:
-            payload["@odata.nextLink"] = f"{mapping.entity}?$skiptoken={(p + 1) * page_size}"
-        _dump(folder / name, payload)
-        files.append(name)
-    return files
+    return write_odata_pages(folder, mapping.entity, _records(frame, mapping), page_size)
 
 
 def _plex_parts(

@@ -15,7 +15,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -162,23 +161,3 @@ class ODataTestServer:
         request.send_header("Content-Length", str(len(data)))
         request.end_headers()
         request.wfile.write(data)
-
-
-def write_odata_pages(
-    folder: Path, entity_set: str, records: list[dict[str, Any]], page_size: int
-) -> list[str]:
-    """Write records as Opcenter page files ``<EntitySet>-0001.json``, ... as the extracts do; returns names."""
-    folder.mkdir(parents=True, exist_ok=True)
-    pages = max(1, -(-len(records) // page_size))
-    names = []
-    for index in range(pages):
-        name = f"{entity_set}-{index + 1:04d}.json"
-        body: dict[str, Any] = {
-            "@odata.context": f"$metadata#{entity_set}",
-            "value": records[index * page_size : (index + 1) * page_size],
-        }
-        if index < pages - 1:
-            body["@odata.nextLink"] = f"{entity_set}?$skiptoken={(index + 1) * page_size}"
-        (folder / name).write_text(json.dumps(body))
-        names.append(name)
-    return names

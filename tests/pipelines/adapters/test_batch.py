@@ -13,7 +13,7 @@ from data_contracts.contract import Contract, SourceKind, load_contracts
 from data_contracts.landed import ISSUES, LANDING_ROW, SOURCE
 from pipelines.adapters.batch import MANIFEST, list_batches, read_batch
 from pipelines.adapters.errors import SourceError
-from tests.pipelines.adapters.odata_server import write_odata_pages
+from pipelines.adapters.opcenter import write_odata_pages
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[3] / "data_contracts" / "contracts"
 ORDERS = [

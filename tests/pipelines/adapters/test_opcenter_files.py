@@ -10,8 +10,7 @@ import pytest
 from data_contracts.contract import Contract, load_contracts
 from data_contracts.landed import ISSUES, LANDING_ROW, SOURCE
 from pipelines.adapters.errors import SourceError
-from pipelines.adapters.opcenter import read_odata_files, read_opcenter
-from tests.pipelines.adapters.odata_server import write_odata_pages
+from pipelines.adapters.opcenter import read_odata_files, read_opcenter, write_odata_pages
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[3] / "data_contracts" / "contracts"
 
