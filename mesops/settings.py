@@ -58,6 +58,15 @@ class Settings(BaseSettings):
         default=None,
         description="Folder of data contract YAML files; default: the contracts shipped with mesops.",
     )
+    opcenter_url: str | None = Field(
+        default=None,
+        description="Base URL of an Opcenter OData v4 endpoint to pull extracts from (the pull_opcenter job); "
+        "unset: extracts arrive as dropped files only.",
+    )
+    opcenter_pull_cron: str | None = Field(
+        default=None,
+        description="Cron schedule of the pull_opcenter job, e.g. '0 * * * *'; unset: no schedule.",
+    )
     odata_page_size: int = Field(
         default=5000, ge=1, description="Rows per page requested from an OData endpoint."
     )

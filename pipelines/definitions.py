@@ -8,6 +8,7 @@ from data_contracts.contract import load_contracts
 from mesops.settings import Settings, get_settings
 from pipelines.assets.data_path import build_data_path_assets
 from pipelines.partitions import LANDING_BATCHES
+from pipelines.pull import build_pull_schedules, pull_opcenter
 from pipelines.resources import build_resources
 from pipelines.sensors import build_landing_sensor
 
@@ -29,7 +30,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[a for a in data_path if not isinstance(a, dg.AssetChecksDefinition)],
         asset_checks=[c for c in data_path if isinstance(c, dg.AssetChecksDefinition)],
-        jobs=[ingest],
+        jobs=[ingest, pull_opcenter],
+        schedules=build_pull_schedules(settings.opcenter_pull_cron),
         sensors=[build_landing_sensor(INGEST_JOB, settings.sensor_interval_s)],
         resources=build_resources(settings),
         executor=executor,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
@@ -10,6 +11,8 @@ from data_contracts.contract import Contract, load_contracts
 from mesops import database
 from mesops.settings import Settings, get_settings
 from pipelines.adapters.batch import BatchRef, list_batches
+from pipelines.adapters.opcenter import ODataClient
+from pipelines.landing import land_odata
 from pipelines.zones import ZoneStore
 
 
@@ -51,9 +54,29 @@ class LandingFolderSource(dg.ConfigurableResource):
         )
 
 
+class OpcenterEndpointSource(dg.ConfigurableResource):
+    """An Opcenter OData v4 endpoint that extracts are pulled from into a new landing batch."""
+
+    base_url: str | None = None
+    page_size: int = 5000
+    timeout_s: float = 30.0
+
+    def pull(self, landing_dir: Path, contracts: Mapping[str, Contract]) -> Path:
+        """Pull every mapped entity set (following @odata.nextLink) into landing/opcenter/<new batch>."""
+        if not self.base_url:
+            raise dg.Failure("no Opcenter endpoint configured: set MESOPS_OPCENTER_URL")
+        with ODataClient(self.base_url, page_size=self.page_size, timeout_s=self.timeout_s) as client:
+            return land_odata(client, landing_dir, contracts, self.page_size)
+
+
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """The resources every data-path asset needs, for one installation."""
     return {
         "platform": PlatformResource(home=str(settings.home)),
         "landing": LandingFolderSource(landing_dir=str(settings.landing_dir)),
+        "opcenter": OpcenterEndpointSource(
+            base_url=settings.opcenter_url,
+            page_size=settings.odata_page_size,
+            timeout_s=settings.http_timeout_s,
+        ),
     }

@@ -54,3 +54,43 @@ def test_file_drop_with_unknown_name_is_refused(settings, tmp_path: Path) -> Non
     with pytest.raises(SourceError, match="no contract maps a file named 'readings_export'"):
         land_files([drop], settings.landing_dir, contracts)
     assert list_batches(settings.landing_dir) == []
+
+
+def test_pull_opcenter_job_lands_a_batch_the_sensor_will_see(settings, tmp_path: Path) -> None:
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+
+    history = simulate(SimulationConfig(seed=4, days=1, lines=1, machines_per_line=2))
+    extract = emit_extracts(history, tmp_path / "extract", mes="opcenter", batch_id="extract")
+    with ODataTestServer(_entity_sets(extract), page_size=50) as server:
+        pulled = get_settings_with(settings, opcenter_url=server.url)
+        job = build_definitions(pulled).resolve_job_def("pull_opcenter")
+        with dg.instance_for_test() as instance:
+            result = job.execute_in_process(instance=instance)
+    assert result.success
+    [batch] = list_batches(settings.landing_dir)
+    assert result.output_for_node("pull_opcenter_extract") == batch.batch_id
+    assert len(read_batch(batch.path, load_contracts(settings.resolved_contracts_dir))["operations"]) == len(
+        history.tables["operations"]
+    )
+
+
+def test_pull_without_endpoint_fails_with_the_setting_named(settings) -> None:
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+
+    job = build_definitions(settings).resolve_job_def("pull_opcenter")
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "MESOPS_OPCENTER_URL" in str(failure.step_failure_data.error)
+
+
+def get_settings_with(settings, **overrides):  # type: ignore[no-untyped-def]
+    """The same installation with some settings overridden."""
+    from mesops.settings import get_settings
+
+    return get_settings(home=settings.home, **overrides)
