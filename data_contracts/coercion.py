@@ -46,6 +46,35 @@ class Coerced:
 
 def text_and_presence(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """The column as ``object`` text with None for every kind of null, and the mask of present values."""
+    text, present, _ = text_presence_arrow(series)
+    return text, present
+
+
+def text_presence_arrow(series: pd.Series) -> tuple[pd.Series, np.ndarray, pa.StringArray | None]:
+    """:func:`text_and_presence` plus the text as an Arrow array when the column is already all text.
+
+    The Arrow array comes from the one conversion that also gives the null mask (cheaper than pandas' isna on
+    Python objects), and the number parsers reuse it instead of converting the column again.
+    """
+    arrow = _arrow_text(series)
+    if arrow is None:
+        return *_text_and_presence(series), None
+    present = arrow.is_valid().to_numpy(zero_copy_only=False)
+    if not all_text(series, present):  # e.g. bytes, which Arrow would take as text: the general path
+        return *_text_and_presence(series), None
+    return (series if present.all() else series.where(present, None)), present, arrow
+
+
+def _arrow_text(series: pd.Series) -> pa.StringArray | None:
+    if series.dtype != object:
+        return None
+    try:
+        return pa.array(series.to_numpy(), type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
+def _text_and_presence(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
     present = series.notna().to_numpy()
     text = series
     if series.dtype != object or not all_text(series, present):
@@ -66,12 +95,12 @@ def all_text(series: pd.Series, present: np.ndarray) -> bool:
 
 def coerce_column(series: pd.Series, column_type: ColumnType, timestamp_format: str | None = None) -> Coerced:
     """Parse one landed column into its contract type; ``failed`` marks present values that do not fit."""
-    text, present = text_and_presence(series)
+    text, present, arrow = text_presence_arrow(series)
     if column_type == ColumnType.STRING:
         return Coerced(text, text, np.zeros(len(text), dtype=bool))
     parser = {
-        ColumnType.INTEGER: to_integer,
-        ColumnType.FLOAT: to_float,
+        ColumnType.INTEGER: lambda s: to_integer(s, arrow),
+        ColumnType.FLOAT: lambda s: to_float(s, arrow),
         ColumnType.TIMESTAMP: lambda s: to_timestamp(s, timestamp_format),
         ColumnType.DATE: to_date,
         ColumnType.BOOLEAN: to_boolean,
@@ -80,10 +109,14 @@ def coerce_column(series: pd.Series, column_type: ColumnType, timestamp_format: 
     return Coerced(text, values, present & values.isna().to_numpy())
 
 
-def parse_numbers(text: pd.Series) -> pd.Series:
-    """float64 of the text, NaN where it is not a finite number (pyarrow fast path, pandas for bad columns)."""
+def parse_numbers(text: pd.Series, arrow: pa.StringArray | None = None) -> pd.Series:
+    """float64 of the text, NaN where it is not a finite number (pyarrow fast path, pandas for bad columns).
+
+    ``arrow``: the same text as an Arrow array, if at hand (saves converting the Python strings again).
+    """
     try:
-        arrow = pc.cast(pa.array(text, type=pa.string(), from_pandas=True), pa.float64())
+        source = arrow if arrow is not None else pa.array(text, type=pa.string(), from_pandas=True)
+        arrow = pc.cast(source, pa.float64())
         numbers = pd.Series(arrow.to_numpy(zero_copy_only=False), index=text.index, dtype="float64")
     except pa.ArrowInvalid:
         # Some value is not a plain number: pandas' parser marks exactly those as NaN.
@@ -91,26 +124,27 @@ def parse_numbers(text: pd.Series) -> pd.Series:
     return numbers.where(np.isfinite(numbers.to_numpy()))
 
 
-def to_float(text: pd.Series) -> pd.Series:
-    """float64; NaN where the text is missing or not a finite number."""
-    return parse_numbers(text)
+def to_float(text: pd.Series, arrow: pa.StringArray | None = None) -> pd.Series:
+    """float64; NaN where the text is missing or not a finite number (``arrow``: the text in Arrow, optional)."""
+    return parse_numbers(text, arrow)
 
 
-def to_integer(text: pd.Series) -> pd.Series:
+def to_integer(text: pd.Series, arrow: pa.StringArray | None = None) -> pd.Series:
     """Int64; NA where the text is missing, not a number, not whole, or out of int64 range."""
-    exact = plain_integers(text)
+    exact = plain_integers(text, arrow)
     if exact is not None:
         return exact
-    numbers = parse_numbers(text)
+    numbers = parse_numbers(text, arrow)
     raw = numbers.to_numpy()
     whole = (np.floor(raw) == raw) & (np.abs(raw) < 2.0**63)
     return numbers.where(whole).astype("Int64")
 
 
-def plain_integers(text: pd.Series) -> pd.Series | None:
+def plain_integers(text: pd.Series, arrow: pa.StringArray | None = None) -> pd.Series | None:
     """Int64 when every present value is plain digits (exact beyond 2**53), else None for the general path."""
     try:
-        arrow = pc.cast(pa.array(text, type=pa.string(), from_pandas=True), pa.int64())
+        source = arrow if arrow is not None else pa.array(text, type=pa.string(), from_pandas=True)
+        arrow = pc.cast(source, pa.int64())
     except pa.ArrowInvalid:
         return None
     typed = arrow.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)

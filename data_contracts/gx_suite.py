@@ -216,12 +216,17 @@ class ContractSuite:
         frame = gx_frame(typed[[LANDING_ROW, *self.columns]])
         if frame.empty or not self.columns:
             return []
+        from great_expectations.validator.v1_validator import Validator
+
         with self._lock:
-            result = self.validation.run(
+            # What ValidationDefinition.run does minus storing and serializing the result (we hold it
+            # ourselves): the same batch definition, suite and result format through GX's validator.
+            validator = Validator(
+                batch_definition=self.validation.batch_definition,
                 batch_parameters={"dataframe": frame},
-                expectation_parameters=params,
                 result_format=RESULT_FORMAT,
             )
+            result = validator.validate_expectation_suite(self.suite, params)
             self._forget_stored_results()
         return [finding for r in result.results if (finding := self._finding(r)) is not None]
 

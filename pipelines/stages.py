@@ -13,8 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from data_contracts.anonymization import Attestation, anonymize_table, verify_attestation
+from data_contracts.anonymization import Attestation, verify_attestation
+from data_contracts.anonymization.anonymizer import anonymize_table_to_arrow
 from data_contracts.contract import Contract, SourceKind
 from data_contracts.landed import empty_landed
 from data_contracts.validation import ValidationResult, validate
@@ -22,7 +25,7 @@ from mesops import database
 from mesops.settings import Settings
 from mesops.tables import AttestationRecord, IngestBatch, TableLoad
 from pipelines.adapters.batch import BatchRef, read_batch
-from pipelines.zones import ZoneStore
+from pipelines.zones import ZoneStore, to_arrow, to_frame
 
 ROSTER_TABLE = "employees"
 
@@ -64,9 +67,15 @@ def land(store: ZoneStore, contract: Contract, batch: BatchRef) -> LandedSummary
     frame = frames.get(contract.name)
     if frame is None:
         frame = empty_landed(contract.column_names)
-    store.write(frame, store.landed_path(contract.name, batch.batch_id))
-    with_issues = int((frame["_issues"].fillna("[]") != "[]").sum()) if len(frame) else 0
-    sources = sorted({s.split("#")[0] for s in frame["_source"].dropna().unique()}) if len(frame) else []
+    table = to_arrow(frame)
+    store.write_table(table, store.landed_path(contract.name, batch.batch_id))
+    # counted on the Arrow table just written: C loops instead of comparing a million Python strings
+    issues = table.column("_issues")
+    with_issues = 0
+    if len(frame) and not pa.types.is_null(issues.type):  # an all-null column has no issues to count
+        with_issues = int(pc.sum(pc.not_equal(issues, "[]").fill_null(False)).as_py() or 0)
+    distinct = pc.unique(table.column("_source")).drop_null().to_pylist() if len(frame) else []
+    sources = sorted({str(s).split("#")[0] for s in distinct})
     return LandedSummary(contract.name, batch.batch_id, len(frame), with_issues, sources)
 
 
@@ -82,8 +91,9 @@ def anonymize(store: ZoneStore, settings: Settings, contract: Contract, batch_id
     """Replace identifiers by keyed pseudonyms and redact free text; write the table and its attestation."""
     if contract.landing_only:
         raise StageError(f"{contract.name} is landing-only personal data and is never anonymized onward")
-    landed = store.read(store.landed_path(contract.name, batch_id))
-    anonymized, attestation = anonymize_table(
+    landed_table = store.read_table(store.landed_path(contract.name, batch_id))
+    landed = to_frame(landed_table)
+    anonymized, attestation, table = anonymize_table_to_arrow(
         landed,
         contract,
         load_roster(store),
@@ -92,8 +102,14 @@ def anonymize(store: ZoneStore, settings: Settings, contract: Contract, batch_id
         batch_id=batch_id,
         cache_dir=settings.cache_dir,
         ner_model_path=settings.ner_model_path,
+        source_table=landed_table,
     )
-    store.write(anonymized, store.anonymized_path(contract.name, batch_id))
+    path = store.anonymized_path(contract.name, batch_id)
+    # the table the attestation was hashed from; frame attrs are not in it, so such a frame is written as is
+    if anonymized.attrs:
+        store.write(anonymized, path)
+    else:
+        store.write_table(table, path)
     attestation.save(store.attestation_path(contract.name, batch_id))
     _record_attestation(settings, attestation, contract, batch_id)
     return attestation
@@ -156,9 +172,10 @@ def validate_table(
 ) -> ValidationResult:
     """Split an anonymized, attested table into curated rows and quarantined rows with reasons."""
     anonymized_path = store.anonymized_path(contract.name, batch_id)
-    anonymized = store.read(anonymized_path)
+    table = store.read_table(anonymized_path)
+    anonymized = to_frame(table)
     attestation = load_attestation(store, contract.name, batch_id)
-    verify_attestation(anonymized, attestation)
+    verify_attestation(anonymized, attestation, table)  # hashed from the Arrow table: no second conversion
     result = validate(
         anonymized,
         contract,

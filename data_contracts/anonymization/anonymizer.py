@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from data_contracts.anonymization.attestation import (
     Attestation,
@@ -125,6 +126,29 @@ def _redact_issues(
     return pd.Series(out, index=values.index, dtype="object", name=values.name), attestation
 
 
+def _output_table(out: pd.DataFrame, changed: list[str], source: pa.Table | None) -> pa.Table:
+    """``pa.Table.from_pandas(out)``, converting only the ``changed`` columns when the rest are ``source``'s."""
+    names = [str(c) for c in out.columns]
+    if (
+        source is None
+        or out.attrs
+        or source.column_names != names
+        or source.num_rows != len(out)
+        or b"pandas" not in (source.schema.metadata or {})
+    ):
+        return pa.Table.from_pandas(out, preserve_index=False)
+    fresh = pa.Table.from_pandas(out[changed], preserve_index=False)
+    pick = [fresh if name in changed else source for name in names]
+    metadata = json.loads(source.schema.metadata[b"pandas"])
+    fresh_columns = {c["name"]: c for c in json.loads(fresh.schema.metadata[b"pandas"])["columns"]}
+    metadata["columns"] = [fresh_columns.get(c["name"], c) for c in metadata["columns"]]
+    schema = pa.schema(
+        [t.schema.field(name) for t, name in zip(pick, names, strict=True)],
+        metadata={**source.schema.metadata, b"pandas": json.dumps(metadata).encode()},
+    )
+    return pa.Table.from_arrays([t.column(name) for t, name in zip(pick, names, strict=True)], schema=schema)
+
+
 def anonymize_table(
     frame: pd.DataFrame,
     contract: Contract,
@@ -138,6 +162,41 @@ def anonymize_table(
     ner_model_path: Path | None = None,
 ) -> tuple[pd.DataFrame, Attestation]:
     """Anonymize a landed table for leaving the landing zone and attest what was done.
+
+    Same as :func:`anonymize_table_to_arrow` without the Arrow form of the result.
+    """
+    out, attestation, _ = anonymize_table_to_arrow(
+        frame,
+        contract,
+        roster,
+        key=key,
+        policy_version=policy_version,
+        batch_id=batch_id,
+        cache_dir=cache_dir,
+        created_at=created_at,
+        ner_model_path=ner_model_path,
+    )
+    return out, attestation
+
+
+def anonymize_table_to_arrow(
+    frame: pd.DataFrame,
+    contract: Contract,
+    roster: pd.DataFrame,
+    *,
+    key: bytes,
+    policy_version: str,
+    batch_id: str,
+    cache_dir: Path,
+    created_at: datetime | None = None,
+    ner_model_path: Path | None = None,
+    source_table: pa.Table | None = None,
+) -> tuple[pd.DataFrame, Attestation, pa.Table]:
+    """Anonymize a landed table and attest it; also the result as the Arrow table to write (hashed from it).
+
+    The anonymized frame is converted to Arrow once: the content hash reads that table and the zone writes it,
+    instead of each converting every Python string again. ``source_table``, the Arrow table ``frame`` was read
+    from, lets the columns anonymization leaves untouched be taken from it as they are.
 
     Args:
         frame: the landed frame (contract columns as text/None plus the bookkeeping columns).
@@ -173,6 +232,8 @@ def anonymize_table(
     if ISSUES in frame.columns:
         out[ISSUES], attested = _redact_issues(frame[ISSUES], contract, people, key, engine)
         columns.append(attested)
+    changed = [*contract.personal_columns(PersonalData.IDENTIFIER), *free_text]
+    table = _output_table(out, [*changed, ISSUES] if ISSUES in frame.columns else changed, source_table)
     attestation = Attestation.build(
         table=contract.name,
         contract=contract.ref,
@@ -181,7 +242,7 @@ def anonymize_table(
         created_at=created_at or datetime.now(UTC),
         rows=len(out),
         columns=columns,
-        content_sha256=frame_content_hash(out),
+        content_sha256=frame_content_hash(out, table),
         recognizers=engine.recognizer_names,
     )
-    return out, attestation
+    return out, attestation, table

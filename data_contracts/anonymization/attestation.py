@@ -86,16 +86,21 @@ class Attestation(BaseModel):
         return attestation
 
 
-def frame_content_hash(frame: pd.DataFrame) -> str:
+def frame_content_hash(frame: pd.DataFrame, table: pa.Table | None = None) -> str:
     """sha256 over column names, dtypes and every cell, column by column (vectorized; nulls of any kind alike).
 
     Each column contributes its null mask, the length of every cell's text and the texts themselves, so the
     concatenation is unambiguous: no two different frames hash alike short of a sha256 collision.
+
+    ``table`` may be the Arrow form of this very frame (``pa.Table.from_pandas`` of it, or the Parquet table it
+    was read from): its text and integer columns then give their cells without converting the frame's Python
+    objects again. The hash is the same either way; columns of other types are always taken from the frame.
     """
     header = [(str(name), str(frame[name].dtype)) for name in frame.columns]
     digest = hashlib.sha256(json.dumps(header).encode())
-    for name in frame.columns:
-        texts = _as_text_array(frame[name])
+    arrow = _arrow_columns(frame, table)
+    for position, name in enumerate(frame.columns):
+        texts = _as_text_array(frame[name], arrow[position])
         offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64)[
             texts.offset : texts.offset + len(texts) + 1
         ]
@@ -105,8 +110,33 @@ def frame_content_hash(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def _as_text_array(column: pd.Series) -> pa.LargeStringArray:
+def _arrow_columns(frame: pd.DataFrame, table: pa.Table | None) -> list[pa.ChunkedArray | None]:
+    """Per frame column, the table's column when it can stand for the frame's cells, else None."""
+    if table is None or table.num_rows != len(frame) or table.column_names != [str(c) for c in frame.columns]:
+        return [None] * len(frame.columns)
+    return [
+        column if _same_cells(frame.dtypes.iloc[i], column.type) else None
+        for i, column in enumerate(table.columns)
+    ]
+
+
+def _same_cells(dtype: object, arrow_type: pa.DataType) -> bool:
+    # object text <-> Arrow string and numpy ints/bools <-> the same Arrow type convert one-to-one, nulls included;
+    # anything else (floats, datetimes, extension dtypes) takes the frame path so no conversion rule is assumed.
+    if not isinstance(dtype, np.dtype):
+        return False
+    if dtype.kind == "O":
+        return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+    if dtype.kind in "iub":
+        return bool(arrow_type == pa.from_numpy_dtype(dtype))
+    return False
+
+
+def _as_text_array(column: pd.Series, arrow: pa.ChunkedArray | None = None) -> pa.LargeStringArray:
     """The column as Arrow text, nulls kept; C-speed for text and numeric columns, str() for mixed objects."""
+    if arrow is not None:
+        array = arrow.combine_chunks() if arrow.num_chunks != 1 else arrow.chunk(0)
+        return pc.cast(array, pa.large_string())
     try:
         array = pa.array(column.to_numpy(dtype=object), from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python types in one object column
@@ -118,13 +148,16 @@ def _missing(value: object) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
 
 
-def verify_attestation(frame: pd.DataFrame, attestation: Attestation) -> None:
-    """Raise :class:`AttestationMismatchError` unless the frame is exactly the one the attestation was made for."""
+def verify_attestation(frame: pd.DataFrame, attestation: Attestation, table: pa.Table | None = None) -> None:
+    """Raise :class:`AttestationMismatchError` unless the frame is exactly the one the attestation was made for.
+
+    ``table``: the Arrow table the frame was read from, if at hand (see :func:`frame_content_hash`).
+    """
     if attestation.attestation_id != attestation.expected_id():
         raise AttestationMismatchError("attestation_id: does not match the attestation's content (edited?)")
     if len(frame) != attestation.rows:
         raise AttestationMismatchError(f"rows: frame has {len(frame)}, attestation says {attestation.rows}")
-    content = frame_content_hash(frame)
+    content = frame_content_hash(frame, table)
     if content != attestation.content_sha256:
         raise AttestationMismatchError(
             f"content_sha256: frame hashes to {content[:16]}…, attestation says "

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from data_contracts.contract import Contract, SourceMapping
@@ -39,6 +42,57 @@ def _mapping_name(contract: Contract, mapping: SourceMapping) -> str:
 
 
 def _read_csv(path: Path, location: str) -> tuple[TextColumns, int, BadCells]:
+    fast = _read_plain_csv(path)
+    if fast is not None:
+        return fast
+    return _read_csv_pandas(path, location)
+
+
+def _read_plain_csv(path: Path) -> tuple[TextColumns, int, BadCells] | None:
+    """Arrow's CSV reader for the common well-formed drop; None sends the file to the pandas path.
+
+    Only taken when the result is provably the pandas one: a header of distinct non-empty names (pandas renames
+    blank and repeated ones) and every row as wide as the header (Arrow raises otherwise). Anything Arrow
+    refuses (bad UTF-8, ragged rows, an empty file) falls back, so the pandas path keeps the error messages.
+    """
+    names = _header_names(path)
+    if not names or "" in names or len(set(names)) != len(names):
+        return None
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(encoding="utf8"),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError):
+        return None
+    if table.column_names != names:
+        return None
+    columns: TextColumns = {}
+    for name in names:
+        array = table.column(name)
+        values = array.to_numpy(zero_copy_only=False).astype(object, copy=False)
+        empty = pc.equal(array, "").to_numpy(zero_copy_only=False)
+        if empty.any():
+            values = values.copy()
+            values[empty] = None  # an empty CSV cell is the only null a CSV has
+        columns[name] = values
+    return columns, table.num_rows, {}
+
+
+def _header_names(path: Path) -> list[str] | None:
+    """The header row's field names as pandas reads them (BOM dropped), or None when it cannot be read."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            return next(csv.reader(handle), None)
+    except (UnicodeDecodeError, csv.Error):
+        return None
+
+
+def _read_csv_pandas(path: Path, location: str) -> tuple[TextColumns, int, BadCells]:
     # utf-8-sig: still UTF-8 only, but a spreadsheet's byte-order mark must not rename the first header
     try:
         with warnings.catch_warnings():

@@ -197,3 +197,34 @@ def test_real_dataset_lands_whole_without_issues(
     assert set(frame[ISSUES]) == {"[]"}
     assert frame[contract.column_names].notna().all().all()
     assert frame[LANDING_ROW].tolist() == list(range(rows))
+
+
+def _cells(values: object) -> list[tuple[type, object]]:
+    # NaN (pandas' filler for a short row) compared by kind, every other cell by type and value
+    return [(type(v), "NaN" if isinstance(v, float) and v != v else v) for v in values]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a,b\n1,2\n,x\n",
+        "\ufeffa,b\nx,y\n",
+        'a,b\n"x,1","y ""q"""\n"",NA\n',
+        'a,b\n"line1\nline2",z\n',
+        "a,b\r\n1,2\r\n",
+        "a,b\n1,2\n\n3,4\n",
+        "a,b\n",
+        "a,a\n1,2\n",
+        "a,\n1,2\n",
+        "a,b,c\n1,2\n",
+    ],
+)
+def test_arrow_csv_reader_reads_like_the_pandas_one(tmp_path: Path, text: str) -> None:
+    from pipelines.adapters.files import _read_csv, _read_csv_pandas
+
+    path = tmp_path / "x.csv"
+    path.write_text(text, encoding="utf-8", newline="")
+    fast, fast_rows, _ = _read_csv(path, "x")
+    slow, slow_rows, _ = _read_csv_pandas(path, "x")
+    assert fast_rows == slow_rows
+    assert {k: _cells(v) for k, v in fast.items()} == {k: _cells(v) for k, v in slow.items()}
