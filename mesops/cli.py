@@ -26,7 +26,9 @@ app = typer.Typer(
 contracts_app = typer.Typer(help="Inspect and release the versioned data contracts.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the platform database (SQLite by default, PostgreSQL in production).")
 app.add_typer(contracts_app, name="contracts")
+audit_app = typer.Typer(help="Read and verify the hash-chained audit trail.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -355,6 +357,49 @@ def db_upgrade() -> None:
     url = _settings().resolved_database_url
     database.upgrade(url)
     console.print("Platform database is at the latest schema.")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check every audit entry's hash, the chain and the head; name the first edited, deleted or moved entry."""
+    from governance import audit
+    from mesops import database
+
+    url = _settings().resolved_database_url
+    database.upgrade(url)
+    result = audit.verify(url)
+    if not result.ok:
+        raise CliError(f"audit trail does not verify: {result.problem}")
+    console.print(f"Audit trail verifies: {result.entries} entries, chain and head intact.")
+
+
+@audit_app.command("list")
+def audit_list(
+    model: Annotated[str | None, typer.Option(help="Only entries about this model.")] = None,
+) -> None:
+    """List audit entries: when, who (role), what, on which model version, why."""
+    from governance import audit
+    from mesops import database
+
+    url = _settings().resolved_database_url
+    database.upgrade(url)
+    view = Table(title="Audit trail" + (f" of {model}" if model else ""))
+    for column in ("#", "when (UTC)", "who", "role", "action", "model", "version", "alias", "reason"):
+        view.add_column(column)
+    for entry in audit.entries(url, model_name=model):
+        event = entry.event
+        view.add_row(
+            str(entry.seq),
+            entry.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
+            event.actor,
+            event.actor_role,
+            event.action,
+            event.model_name or "-",
+            event.model_version or "-",
+            event.alias or "-",
+            event.reason,
+        )
+    console.print(view)
 
 
 @app.command()

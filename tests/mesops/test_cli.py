@@ -118,3 +118,32 @@ def test_demo_prints_counts_and_leaks_no_personal_data(settings) -> None:
     assert find_personal_data(settings.home, values, skip=[settings.landing_dir, settings.cache_dir]) == []
     status = _mesops(settings, "status")
     assert status.returncode == 0 and "sensor_readings" in status.stdout
+
+
+def test_audit_verify_names_the_tampered_entry(settings) -> None:
+    from sqlalchemy import text
+
+    from governance import audit
+    from mesops import database
+
+    url = settings.resolved_database_url
+    database.upgrade(url)
+    for n in range(3):
+        audit.append(
+            url,
+            audit.AuditEvent(
+                actor="ci",
+                actor_role="system",
+                action="register",
+                model_name="mesops-yield",
+                model_version=str(n),
+                reason="test",
+            ),
+        )
+    ok = _mesops(settings, "audit", "verify")
+    assert ok.returncode == 0 and "3 entries" in ok.stdout
+    with database.get_engine(url).begin() as conn:
+        conn.execute(text("UPDATE audit_log SET model_version = '9' WHERE seq = 2"))
+    bad = _mesops(settings, "audit", "verify")
+    assert bad.returncode == 2
+    assert "audit entry 2" in bad.stderr and "edited" in bad.stderr
