@@ -43,3 +43,23 @@ def test_postgres_schema_created_and_rows_kept(postgres_database: str) -> None:
 def test_unreachable_database_is_a_clear_error() -> None:
     with pytest.raises(database.DatabaseError, match=r"127\.0\.0\.1:1/nowhere"):
         database.upgrade("postgresql+psycopg2://nobody@127.0.0.1:1/nowhere")
+
+
+def test_upgrade_from_previous_schema_keeps_rows(settings) -> None:
+    url = settings.resolved_database_url
+    database.upgrade(url, "0001")
+    assert "audit_log" not in inspect(database.get_engine(url)).get_table_names()
+    with database.session_scope(url) as session:
+        session.add(
+            IngestBatch(
+                batch_id="old",
+                source_kind="plex",
+                path="/p",
+                manifest_sha256="1" * 64,
+                registered_at=datetime.now(UTC),
+            )
+        )
+    database.upgrade(url)
+    assert "audit_log" in inspect(database.get_engine(url)).get_table_names()
+    with database.session_scope(url) as session:
+        assert session.scalars(select(IngestBatch.batch_id)).all() == ["old"]
