@@ -11,7 +11,7 @@ from sqlalchemy import select
 from mesops import database
 from mesops.settings import Settings
 from mesops.tables import TableLoad
-from pipelines.definitions import INGEST_JOB, build_definitions
+from pipelines.definitions import INGEST_JOB, TRAIN_JOB, build_definitions
 from pipelines.instance import prepare_dagster_home
 from pipelines.partitions import LANDING_BATCHES
 from pipelines.resources import LandingFolderSource
@@ -73,3 +73,29 @@ def table_loads(settings: Settings, run_id: str) -> list[TableLoad]:
             select(TableLoad).where(TableLoad.run_id == run_id).order_by(TableLoad.table_name)
         )
         return list(rows)
+
+
+@dataclass(frozen=True)
+class TrainRun:
+    """The outcome of the train job: the Dagster run, its failed steps and check outcomes by name."""
+
+    run_id: str
+    success: bool
+    failed_steps: list[str]
+    checks: dict[str, bool]
+
+
+def train_models(settings: Settings) -> TrainRun:
+    """Run the train job (every task) on the mesops Dagster instance."""
+    database.upgrade(settings.resolved_database_url)
+    prepare_dagster_home(settings)
+    instance = dg.DagsterInstance.get()
+    job = build_definitions(settings).resolve_job_def(TRAIN_JOB)
+    result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE)
+    failed = [e.step_key or "" for e in result.all_events if e.is_step_failure]
+    checks = {
+        f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:{e.asset_check_evaluation_data.check_name}": e.asset_check_evaluation_data.passed
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+    return TrainRun(result.run_id, result.success, failed, checks)

@@ -1,0 +1,33 @@
+"""Training through Dagster on curated tables: every forecaster becomes a candidate that beats its baseline."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.runner import ingest_batches, train_models
+from pipelines.simulator import SimulationConfig, emit_extracts, simulate
+from pipelines.training import load_candidate
+from tests.personal_data import find_personal_data, planted_values
+
+pytestmark = pytest.mark.slow
+
+
+def test_train_job_makes_candidates_that_beat_their_baselines(settings) -> None:
+    history = simulate(SimulationConfig(seed=7, days=90, lines=2, machines_per_line=6, defect_rate=0.01))
+    emit_extracts(history, settings.landing_dir / "opcenter" / "b90", mes="opcenter", batch_id="b90")
+    [ingest] = ingest_batches(settings)
+    assert ingest.success, ingest.failed_steps
+    run = train_models(settings)
+    assert run.success, run.failed_steps
+    assert run.checks == {f"candidate/{t}:beats_baseline": True for t in ("failure", "yield", "consumption")}
+    for task in ("failure", "yield", "consumption"):
+        candidate = load_candidate(settings, task)
+        assert candidate.report.baseline.beats_baseline
+        assert candidate.report.task == task
+        assert all(d.sha256 and d.attestations and d.contract.endswith("@1.0.0") for d in candidate.datasets)
+        assert len(candidate.input_example) > 0
+    failure = load_candidate(settings, "failure")
+    assert 0 <= failure.model.predict_proba(failure.input_example).min() <= 1
+    # the candidates (pickles and reports) hold no personal data
+    values = planted_values(history.tables["employees"])
+    assert find_personal_data(settings.home / "candidates", values) == []
