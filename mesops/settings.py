@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Switches that keep every library from phoning home (see ../shared/STACK.md). Set by the project, not the user.
 TELEMETRY_OFF: dict[str, str] = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     "BENTOML_DO_NOT_TRACK": "true",
     "DO_NOT_TRACK": "1",
     "GX_ANALYTICS_ENABLED": "False",
@@ -40,6 +41,15 @@ class Settings(BaseSettings):
         default=None,
         description="When set, the Dagster instance keeps its runs, events and schedules in this PostgreSQL "
         "database instead of SQLite under MESOPS_HOME.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking and registry store; default sqlite:///<MESOPS_HOME>/mlflow/mlflow.db. "
+        "Production: an MLflow server or postgresql+psycopg2://… URL.",
+    )
+    mlflow_artifact_location: str | None = Field(
+        default=None,
+        description="Where MLflow keeps run artifacts (models, reports); default <MESOPS_HOME>/mlflow/artifacts.",
     )
     pseudonym_key: SecretStr | None = Field(
         default=None,

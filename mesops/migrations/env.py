@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
+import mesops.rollout_tables  # noqa: F401  (registers the rollout tables on Base.metadata)
 from mesops.tables import Base
 
 target_metadata = Base.metadata
