@@ -71,10 +71,17 @@ class ForecasterModel(mlflow.pyfunc.PythonModel):
     def __init__(self, forecaster: object) -> None:
         self.forecaster = forecaster
 
+    # The frame-level method of each forecaster, most specific first: consumption forecasts with intervals
+    # from feature rows, failure answers calibrated probabilities, yield (and simple models) predict.
+    FRAME_METHODS = ("predict_features", "predict_proba", "predict")
+
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         """Forecast for the given feature rows."""
         # Untyped on purpose: MLflow 3 would otherwise derive (and enforce) a schema from the type hints.
-        return self.forecaster.predict(model_input)  # type: ignore[attr-defined]
+        for method in self.FRAME_METHODS:
+            if hasattr(self.forecaster, method):
+                return getattr(self.forecaster, method)(model_input)
+        raise TypeError(f"{type(self.forecaster).__name__} has none of {self.FRAME_METHODS}")
 
 
 def model_name(task: str) -> str:
@@ -252,10 +259,11 @@ class Registry:
 
 
 def _save_pyfunc(path: Path, model: object, input_example: pd.DataFrame) -> None:
-    signature = infer_signature(input_example, model.predict(input_example))  # type: ignore[attr-defined]
+    wrapper = ForecasterModel(model)
+    signature = infer_signature(input_example, wrapper.predict(None, input_example))
     mlflow.pyfunc.save_model(
         str(path),
-        python_model=ForecasterModel(model),
+        python_model=wrapper,
         signature=signature,
         input_example=input_example,
         pip_requirements=[f"{package}=={metadata.version(package)}" for package in _REQUIREMENTS],

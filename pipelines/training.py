@@ -20,6 +20,10 @@ from sqlalchemy import select
 
 from data_contracts.anonymization.attestation import frame_content_hash
 from data_contracts.contract import Contract
+from governance import audit
+from governance.lineage import DatasetFingerprint, Lineage, baseline_summary
+from governance.promotion import current_version, promote
+from governance.registry import Registry
 from mesops import database
 from mesops.settings import Settings
 from mesops.tables import TableLoad
@@ -123,7 +127,7 @@ def _train_consumption(tables: dict[str, pd.DataFrame]) -> tuple[Any, Evaluation
     readings = tables["energy_readings"]
     model, report = train_consumption(readings, ENERGY_READINGS, dataset="curated energy_readings")
     example = build_features(readings, ENERGY_READINGS).dropna(subset=["target"]).tail(5)
-    example = example[list(model.config.features)].reset_index(drop=True)
+    example = example[["series", "group", "target_day", "ts", *model.config.features]].reset_index(drop=True)
     return model, report, example, {"model": "lightgbm", "coverage": model.config.coverage}
 
 
@@ -194,3 +198,72 @@ def report_summary(report: EvaluationReport) -> dict[str, Any]:
         "beats_baseline": baseline.beats_baseline,
         "rows": json.dumps(report.rows),
     }
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A registered candidate: its model name and version, and whether it became the first champion."""
+
+    model_name: str
+    version: str
+    run_id: str
+    champion: bool
+
+
+def build_lineage(
+    settings: Settings, candidate: Candidate, dagster_run_id: str, asset_keys: list[str]
+) -> Lineage:
+    """The lineage document of a candidate: contracts, exact-row hashes, attestations, window, run, code."""
+    return Lineage(
+        contracts=sorted({d.contract for d in candidate.datasets}),
+        datasets={
+            d.table: DatasetFingerprint(rows=d.rows, sha256=d.sha256, batches=d.batches)
+            for d in candidate.datasets
+        },
+        attestations=sorted({a for d in candidate.datasets for a in d.attestations}),
+        training_window=dict(candidate.report.split),
+        dagster_run_id=dagster_run_id,
+        asset_keys=asset_keys,
+        code_version=code_version(),
+        baseline=baseline_summary(candidate.report.baseline),
+        anonymization_policy=settings.anonymization_policy_version,
+    )
+
+
+def register_candidate(
+    settings: Settings, task: str, dagster_run_id: str, asset_keys: list[str]
+) -> Registration:
+    """Register the task's candidate in MLflow with its lineage (audited); the first version becomes champion."""
+    candidate = load_candidate(settings, task)
+    registry = Registry.from_settings(settings)
+    lineage = build_lineage(settings, candidate, dagster_run_id, asset_keys)
+    registered = registry.register(
+        task, candidate.model, candidate.report, lineage, candidate.params, candidate.input_example
+    )
+    url = settings.resolved_database_url
+    actor = f"dagster:{dagster_run_id}"
+    audit.append(
+        url,
+        audit.AuditEvent(
+            actor=actor,
+            actor_role="system",
+            action="register",
+            model_name=registered.name,
+            model_version=registered.version,
+            reason=f"trained on {sum(d.rows for d in candidate.datasets)} curated rows; "
+            f"{candidate.report.baseline.metric} {candidate.report.baseline.ratio:.3f}x baseline",
+            evidence={"mlflow_run_id": registered.run_id, "dagster_run_id": dagster_run_id},
+        ),
+    )
+    champion = current_version(url, registered.name) is None
+    if champion:
+        promote(
+            registry,
+            url,
+            registered.name,
+            registered.version,
+            actor=actor,
+            actor_role="system",
+            reason="first registered version: no champion yet",
+        )
+    return Registration(registered.name, registered.version, registered.run_id, champion)

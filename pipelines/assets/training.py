@@ -49,7 +49,28 @@ def build_candidate_asset(task: str) -> list:
             },
         )
 
-    return [_candidate, _beats_baseline]
+    @dg.asset(
+        key=dg.AssetKey(["registered", task]),
+        deps=[_candidate],
+        group_name="training",
+        description=f"The {task} candidate registered in MLflow as a new version of mesops-{task}, with lineage.",
+        kinds={"mlflow"},
+    )
+    def _registered(context: dg.AssetExecutionContext, platform: PlatformResource) -> dg.MaterializeResult:
+        platform.ensure_database()
+        sources = [curated_key(table) for table in training.TASK_TABLES[task]]
+        upstream = [key.to_user_string() for key in (*sources, candidate_key(task), context.asset_key)]
+        registration = training.register_candidate(platform.settings(), task, context.run_id, upstream)
+        return dg.MaterializeResult(
+            metadata={
+                "model": registration.model_name,
+                "version": registration.version,
+                "mlflow_run_id": registration.run_id,
+                "made_champion": registration.champion,
+            }
+        )
+
+    return [_candidate, _beats_baseline, _registered]
 
 
 def build_training_assets() -> list:

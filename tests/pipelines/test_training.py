@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from governance import audit
+from governance.promotion import current_version
+from governance.registry import Registry
 from pipelines.runner import ingest_batches, train_models
 from pipelines.simulator import SimulationConfig, emit_extracts, simulate
 from pipelines.training import load_candidate
 from tests.personal_data import find_personal_data, planted_values
 
 pytestmark = pytest.mark.slow
+
+TASK_SOURCES = {"failure": "sensor_readings", "yield": "production_orders", "consumption": "energy_readings"}
 
 
 def test_train_job_makes_candidates_that_beat_their_baselines(settings) -> None:
@@ -28,6 +33,19 @@ def test_train_job_makes_candidates_that_beat_their_baselines(settings) -> None:
         assert len(candidate.input_example) > 0
     failure = load_candidate(settings, "failure")
     assert 0 <= failure.model.predict_proba(failure.input_example).min() <= 1
-    # the candidates (pickles and reports) hold no personal data
+    # registered in MLflow with complete lineage; the first version of each is champion, audited
+    registry = Registry.from_settings(settings)
+    url = settings.resolved_database_url
+    for task in ("failure", "yield", "consumption"):
+        name = f"mesops-{task}"
+        assert current_version(url, name) == "1" == registry.alias_version(name, "champion")
+        lineage = registry.lineage(name, "1")
+        assert lineage.missing_fields() == [] and lineage.dagster_run_id == run.run_id
+        assert f"curated/{TASK_SOURCES[task]}" in lineage.asset_keys
+    assert audit.verify(url).ok
+    actions = [(e.event.action, e.event.model_name) for e in audit.entries(url)]
+    assert ("register", "mesops-yield") in actions and ("promote", "mesops-yield") in actions
+    # no personal data in the candidates, the MLflow store or its artifacts
     values = planted_values(history.tables["employees"])
     assert find_personal_data(settings.home / "candidates", values) == []
+    assert find_personal_data(settings.home / "mlflow", values) == []
