@@ -30,6 +30,8 @@ from pipelines.adapters.batch import list_batches
 from pipelines.simulator import SimulationConfig, emit_extracts, simulate
 from pipelines.zones import ZoneStore
 
+BASELINE_RUNS = 3
+
 
 def plain_pandas(batch_dir: Path, out_dir: Path) -> tuple[float, dict[str, int]]:
     """Read every extract file with plain pandas and write it to Parquet: the baseline."""
@@ -106,9 +108,13 @@ def main() -> None:
     batch_dir = emit_extracts(
         history, settings.landing_dir / args.mes / "year", mes=args.mes, batch_id="year"
     )
-    baseline_dir = work / "baseline"
-    baseline_dir.mkdir()
-    baseline_s, baseline_tables = plain_pandas(batch_dir, baseline_dir)
+    # the baseline is short and noisy: its best of a few runs, so the ratio is not flattered by a slow one
+    baseline_runs = []
+    for run in range(BASELINE_RUNS):
+        baseline_dir = work / f"baseline-{run}"
+        baseline_dir.mkdir()
+        baseline_runs.append(plain_pandas(batch_dir, baseline_dir))
+    baseline_s, baseline_tables = min(baseline_runs, key=lambda r: r[0])
     baseline_rows = sum(baseline_tables.values())
 
     timings: dict[str, dict[str, float]] = {}

@@ -50,12 +50,19 @@ def text_and_presence(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return text, present
 
 
-def text_presence_arrow(series: pd.Series) -> tuple[pd.Series, np.ndarray, pa.StringArray | None]:
+def text_presence_arrow(
+    series: pd.Series, source: pa.Array | None = None
+) -> tuple[pd.Series, np.ndarray, pa.StringArray | None]:
     """:func:`text_and_presence` plus the text as an Arrow array when the column is already all text.
 
     The Arrow array comes from the one conversion that also gives the null mask (cheaper than pandas' isna on
-    Python objects), and the number parsers reuse it instead of converting the column again.
+    Python objects), and the number parsers reuse it instead of converting the column again. ``source``: the
+    Arrow string array the object column was converted from (``to_pandas`` of it), which saves that conversion.
     """
+    if source is not None and pa.types.is_string(source.type) and len(source) == len(series):
+        # to_pandas of an Arrow string array holds only str and None: it is all text by construction
+        present = source.is_valid().to_numpy(zero_copy_only=False)
+        return (series if present.all() else series.where(present, None)), present, source
     arrow = _arrow_text(series)
     if arrow is None:
         return *_text_and_presence(series), None
@@ -93,9 +100,19 @@ def all_text(series: pd.Series, present: np.ndarray) -> bool:
     return bool(pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"))
 
 
-def coerce_column(series: pd.Series, column_type: ColumnType, timestamp_format: str | None = None) -> Coerced:
-    """Parse one landed column into its contract type; ``failed`` marks present values that do not fit."""
-    text, present, arrow = text_presence_arrow(series)
+def coerce_column(
+    series: pd.Series,
+    column_type: ColumnType,
+    timestamp_format: str | None = None,
+    source: pa.Array | None = None,
+) -> Coerced:
+    """Parse one landed column into its contract type; ``failed`` marks present values that do not fit.
+
+    ``source``: the Arrow string array ``series`` was made from, if at hand (see :func:`text_presence_arrow`).
+    """
+    if source is not None and series.dtype != object:
+        source = None
+    text, present, arrow = text_presence_arrow(series, source)
     if column_type == ColumnType.STRING:
         return Coerced(text, text, np.zeros(len(text), dtype=bool))
     parser = {

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from data_contracts.coercion import as_text, coerce_column
 from data_contracts.contract import Contract, RowRule
@@ -136,6 +137,7 @@ def validate(
     contract: Contract,
     references: Mapping[str, set[str]] | None = None,
     timestamp_format: str | None = None,
+    source_table: pa.Table | None = None,
 ) -> ValidationResult:
     """Split a landed frame into typed valid rows and quarantined rows (original text + ``_reasons``).
 
@@ -146,15 +148,19 @@ def validate(
             is an error (never silently skipped).
         timestamp_format: strftime format of the source's timestamps (``SourceMapping.timestamp_format``);
             None for ISO 8601.
+        source_table: the Arrow table ``landed`` was converted from (``to_frame``), if at hand: its text
+            columns are parsed as they are instead of converting the frame's Python strings back.
     """
     references = references or {}
     require_references(contract.ref, contract.columns, references)
     frame = in_landing_order(check_landed(landed, contract))
     landing = frame[LANDING_ROW].to_numpy(dtype=np.int64)
     findings = Findings(rows=len(frame))
+    # the table's rows are the frame's only when sorting left the frame as it was
+    sources = source_columns(source_table, frame) if frame is landed else {}
 
     add_adapter_issues(frame[ISSUES], findings)
-    typed, text, type_failed = coerce_all(contract, frame, timestamp_format, findings)
+    typed, text, type_failed = coerce_all(contract, frame, timestamp_format, findings, sources)
     typed.insert(0, LANDING_ROW, landing)
     if len(frame):
         add_column_rules(contract, typed, text, type_failed, references, findings)
@@ -208,15 +214,34 @@ def add_adapter_issues(issues: pd.Series, findings: Findings) -> None:
         findings.add(np.array(rows), column, rule, np.array(seen, dtype=object))
 
 
+def source_columns(table: pa.Table | None, frame: pd.DataFrame) -> dict[str, pa.Array]:
+    """The table's text columns by name, when the table is the one ``frame`` was converted from."""
+    if table is None or table.num_rows != len(frame) or table.column_names != [str(c) for c in frame.columns]:
+        return {}
+    return {
+        name: column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        for name, column in zip(table.column_names, table.columns, strict=True)
+        if pa.types.is_string(column.type)
+    }
+
+
 def coerce_all(
-    contract: Contract, frame: pd.DataFrame, timestamp_format: str | None, findings: Findings
+    contract: Contract,
+    frame: pd.DataFrame,
+    timestamp_format: str | None,
+    findings: Findings,
+    sources: Mapping[str, pa.Array] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, pd.Series], dict[str, np.ndarray]]:
-    """Typed contract columns, their original text, and per column the mask of values that failed their type."""
+    """Typed contract columns, their original text, and per column the mask of values that failed their type.
+
+    ``sources``: column -> the Arrow text the frame's column was converted from (saves converting it back).
+    """
     typed: dict[str, pd.Series] = {}
     text: dict[str, pd.Series] = {}
     failed: dict[str, np.ndarray] = {}
+    sources = sources or {}
     for column in contract.columns:
-        coerced = coerce_column(frame[column.name], column.type, timestamp_format)
+        coerced = coerce_column(frame[column.name], column.type, timestamp_format, sources.get(column.name))
         typed[column.name], text[column.name], failed[column.name] = (
             coerced.values,
             coerced.text,

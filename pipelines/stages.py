@@ -17,14 +17,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from data_contracts.anonymization import Attestation, verify_attestation
-from data_contracts.anonymization.anonymizer import anonymize_table_to_arrow
+from data_contracts.anonymization.anonymizer import anonymize_plain_table, anonymize_table_to_arrow
 from data_contracts.contract import Contract, SourceKind
 from data_contracts.landed import empty_landed
 from data_contracts.validation import ValidationResult, validate
 from mesops import database
 from mesops.settings import Settings
 from mesops.tables import AttestationRecord, IngestBatch, TableLoad
-from pipelines.adapters.batch import BatchRef, read_batch
+from pipelines.adapters.batch import BatchRef, read_batch_tables
 from pipelines.zones import ZoneStore, to_arrow, to_frame
 
 ROSTER_TABLE = "employees"
@@ -63,20 +63,20 @@ def register_batch(settings: Settings, batch: BatchRef) -> None:
 
 def land(store: ZoneStore, contract: Contract, batch: BatchRef) -> LandedSummary:
     """Read one table of a batch through its source adapter into the landing zone (text as received)."""
-    frames = read_batch(batch.path, {contract.name: contract})
-    frame = frames.get(contract.name)
-    if frame is None:
-        frame = empty_landed(contract.column_names)
-    table = to_arrow(frame)
+    # Arrow tables straight from the adapters: a plain CSV drop never becomes Python strings on its way here
+    table = read_batch_tables(batch.path, {contract.name: contract}).get(contract.name)
+    if table is None:
+        table = to_arrow(empty_landed(contract.column_names))
     store.write_table(table, store.landed_path(contract.name, batch.batch_id))
+    rows = table.num_rows
     # counted on the Arrow table just written: C loops instead of comparing a million Python strings
     issues = table.column("_issues")
     with_issues = 0
-    if len(frame) and not pa.types.is_null(issues.type):  # an all-null column has no issues to count
+    if rows and not pa.types.is_null(issues.type):  # an all-null column has no issues to count
         with_issues = int(pc.sum(pc.not_equal(issues, "[]").fill_null(False)).as_py() or 0)
-    distinct = pc.unique(table.column("_source")).drop_null().to_pylist() if len(frame) else []
+    distinct = pc.unique(table.column("_source")).drop_null().to_pylist() if rows else []
     sources = sorted({str(s).split("#")[0] for s in distinct})
-    return LandedSummary(contract.name, batch.batch_id, len(frame), with_issues, sources)
+    return LandedSummary(contract.name, batch.batch_id, rows, with_issues, sources)
 
 
 def load_roster(store: ZoneStore) -> pd.DataFrame:
@@ -92,24 +92,29 @@ def anonymize(store: ZoneStore, settings: Settings, contract: Contract, batch_id
     if contract.landing_only:
         raise StageError(f"{contract.name} is landing-only personal data and is never anonymized onward")
     landed_table = store.read_table(store.landed_path(contract.name, batch_id))
-    landed = to_frame(landed_table)
-    anonymized, attestation, table = anonymize_table_to_arrow(
-        landed,
-        contract,
-        load_roster(store),
-        key=settings.pseudonym_secret,
-        policy_version=settings.anonymization_policy_version,
-        batch_id=batch_id,
-        cache_dir=settings.cache_dir,
-        ner_model_path=settings.ner_model_path,
-        source_table=landed_table,
-    )
+    roster = load_roster(store)
     path = store.anonymized_path(contract.name, batch_id)
-    # the table the attestation was hashed from; frame attrs are not in it, so such a frame is written as is
-    if anonymized.attrs:
-        store.write(anonymized, path)
-    else:
+    options = {
+        "key": settings.pseudonym_secret,
+        "policy_version": settings.anonymization_policy_version,
+        "batch_id": batch_id,
+        "cache_dir": settings.cache_dir,
+        "ner_model_path": settings.ner_model_path,
+    }
+    # a table without personal columns stays in Arrow: nothing in it needs to become Python objects
+    plain = anonymize_plain_table(landed_table, contract, roster, **options)
+    if plain is not None:
+        attestation, table = plain
         store.write_table(table, path)
+    else:
+        anonymized, attestation, table = anonymize_table_to_arrow(
+            to_frame(landed_table), contract, roster, source_table=landed_table, **options
+        )
+        # the table the attestation was hashed from; frame attrs are not in it, so such a frame is written as is
+        if anonymized.attrs:
+            store.write(anonymized, path)
+        else:
+            store.write_table(table, path)
     attestation.save(store.attestation_path(contract.name, batch_id))
     _record_attestation(settings, attestation, contract, batch_id)
     return attestation
@@ -181,6 +186,7 @@ def validate_table(
         contract,
         references=reference_values(store, contract),
         timestamp_format=timestamp_format_for(contract),
+        source_table=table,
     )
     curated_sha = store.write(result.valid, store.curated_path(contract.name, batch_id))
     store.write(result.quarantined, store.quarantine_path(contract.name, batch_id))

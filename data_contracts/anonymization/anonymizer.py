@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from data_contracts.anonymization.attestation import (
     Attestation,
     ColumnAttestation,
     Method,
     frame_content_hash,
+    table_content_hash,
 )
 from data_contracts.anonymization.engine import AnonymizationError, TextAnonymizer, get_text_anonymizer
 from data_contracts.anonymization.pseudonyms import Roster
@@ -83,23 +86,45 @@ def _redact_issues(
     Values of known non-personal columns are kept; values of free-text columns and of fields the contract does
     not know (which may hold anything) go through Presidio.
     """
+    # Each distinct issues text is rewritten once: most rows share "[]" or one schema-drift list.
+    occurrences = values[values.notna()].astype(str).value_counts()
+    rewritten, attestation = _rewrite_issue_texts(
+        occurrences.items(),
+        lambda raw: int(np.flatnonzero(values.astype(str).to_numpy() == raw)[0]),
+        contract,
+        roster,
+        key,
+        engine,
+    )
+    out = values.astype(object).where(values.notna(), None)
+    changed = out.isin(list(rewritten))
+    out[changed] = out[changed].map(rewritten)
+    return pd.Series(out, index=values.index, dtype="object", name=values.name), attestation
+
+
+def _rewrite_issue_texts(
+    occurrences: Iterable[tuple[str, int]],
+    first_row: Callable[[str], int],
+    contract: Contract,
+    roster: Roster,
+    key: bytes,
+    engine: TextAnonymizer,
+) -> tuple[dict[str, str], ColumnAttestation]:
+    """The rewritten text of each distinct issues text (with its row count), and what was replaced in them."""
     identifiers = set(contract.personal_columns(PersonalData.IDENTIFIER))
     plain = set(contract.column_names) - identifiers - set(contract.personal_columns(PersonalData.FREE_TEXT))
     found: Counter[str] = Counter()
     replaced: Counter[str] = Counter()
     processed = 0
     rewritten: dict[str, str] = {}
-    # Each distinct issues text is rewritten once: most rows share "[]" or one schema-drift list.
-    occurrences = values[values.notna()].astype(str).value_counts()
-    for raw, rows in occurrences.items():
+    for raw, rows in occurrences:
         if raw.strip() in ("", "[]"):
             continue
         try:
             issues = json.loads(raw)
         except json.JSONDecodeError as err:
-            position = int(np.flatnonzero(values.astype(str).to_numpy() == raw)[0])
             raise AnonymizationError(
-                f"{ISSUES} (row {position}): not a JSON list of violations: {err}"
+                f"{ISSUES} (row {first_row(raw)}): not a JSON list of violations: {err}"
             ) from None
         for issue in issues:
             observed, column = issue.get("observed"), issue.get("column")
@@ -117,13 +142,106 @@ def _redact_issues(
                 found.update({k: n * rows for k, n in result.found.items()})
                 replaced.update({k: n * rows for k, n in result.replaced.items()})
         rewritten[raw] = json.dumps(issues)
-    out = values.astype(object).where(values.notna(), None)
-    changed = out.isin(list(rewritten))
-    out[changed] = out[changed].map(rewritten)
     attestation = ColumnAttestation(
         column=ISSUES, method=Method.PRESIDIO, values=processed, found=found, replaced=replaced
     )
-    return pd.Series(out, index=values.index, dtype="object", name=values.name), attestation
+    return rewritten, attestation
+
+
+def _arrow_issues(
+    column: pa.ChunkedArray, contract: Contract, roster: Roster, key: bytes, engine: TextAnonymizer
+) -> tuple[pa.Array, ColumnAttestation]:
+    """:func:`_redact_issues` on the Arrow column: distinct texts counted and rewritten without Python rows."""
+    array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    distinct = pc.value_counts(array.drop_null()) if not pa.types.is_null(array.type) else None
+    if distinct is None or len(distinct) == 0:
+        occurrences = pd.Series([], dtype="int64")
+    else:
+        # first-seen order then pandas' own sort by count: the order value_counts gives on the frame
+        occurrences = pd.Series(
+            distinct.field("counts").to_numpy(), index=distinct.field("values").to_pylist()
+        ).sort_values(ascending=False)
+    rewritten, attestation = _rewrite_issue_texts(
+        occurrences.items(),
+        lambda raw: int(pc.index(array, raw).as_py()),
+        contract,
+        roster,
+        key,
+        engine,
+    )
+    if not rewritten:
+        return array, attestation
+    keys = pa.array(list(rewritten), pa.string())
+    where = pc.index_in(array, value_set=keys)
+    replacement = pa.array(list(rewritten.values()), pa.string()).take(where)
+    return pc.if_else(pc.is_null(where), array, replacement), attestation
+
+
+def anonymize_plain_table(
+    table: pa.Table,
+    contract: Contract,
+    roster: pd.DataFrame,
+    *,
+    key: bytes,
+    policy_version: str,
+    batch_id: str,
+    cache_dir: Path,
+    created_at: datetime | None = None,
+    ner_model_path: Path | None = None,
+) -> tuple[Attestation, pa.Table] | None:
+    """:func:`anonymize_table_to_arrow` in Arrow alone for a contract without personal columns, else None.
+
+    Such a table leaves as it landed except for the values quoted in ``_issues``, so nothing becomes Python
+    objects: the attestation hashes the very table that is written, as the frame path would (same content,
+    same hash). None (use the frame path) for a contract with personal columns or a table it cannot prove
+    equal (no pandas metadata, frame attrs, columns other than text and integers).
+    """
+    _check_can_anonymize(contract, key, table.column_names)
+    personal = [
+        *contract.personal_columns(PersonalData.IDENTIFIER),
+        *contract.personal_columns(PersonalData.FREE_TEXT),
+    ]
+    metadata = table.schema.metadata or {}
+    if personal or b"pandas" not in metadata or b"PANDAS_ATTRS" in metadata:
+        return None
+    people = Roster.from_frame(roster, key)
+    engine = get_text_anonymizer(people, key, cache_dir, ner_model_path)
+    columns: list[ColumnAttestation] = []
+    if ISSUES in table.column_names:
+        issues, attested = _arrow_issues(table.column(ISSUES), contract, people, key, engine)
+        columns.append(attested)
+        position = table.column_names.index(ISSUES)
+        if not issues.type.equals(table.schema.field(ISSUES).type):
+            return None  # never expected: text stays text; the frame path handles anything else
+        table = table.set_column(position, table.schema.field(ISSUES), issues)
+    content = table_content_hash(table)
+    if content is None:
+        return None
+    attestation = Attestation.build(
+        table=contract.name,
+        contract=contract.ref,
+        batch_id=batch_id,
+        policy_version=policy_version,
+        created_at=created_at or datetime.now(UTC),
+        rows=table.num_rows,
+        columns=columns,
+        content_sha256=content,
+        recognizers=engine.recognizer_names,
+    )
+    return attestation, table
+
+
+def _check_can_anonymize(contract: Contract, key: bytes, present: Iterable[str]) -> None:
+    if contract.landing_only:
+        raise AnonymizationError(
+            f"{contract.ref}: landing_only - this table is personal data by nature and never leaves landing"
+        )
+    if not key:
+        raise AnonymizationError("key: the pseudonym key is empty; pass Settings.pseudonym_secret")
+    names = set(present)
+    missing = [c for c in contract.column_names if c not in names]
+    if missing:
+        raise AnonymizationError(f"{contract.ref}: frame lacks contract column(s) {missing}")
 
 
 def _output_table(out: pd.DataFrame, changed: list[str], source: pa.Table | None) -> pa.Table:
@@ -209,15 +327,7 @@ def anonymize_table_to_arrow(
         created_at: attestation time; default now (UTC).
         ner_model_path: optional spaCy NER model folder (``Settings.ner_model_path``).
     """
-    if contract.landing_only:
-        raise AnonymizationError(
-            f"{contract.ref}: landing_only - this table is personal data by nature and never leaves landing"
-        )
-    if not key:
-        raise AnonymizationError("key: the pseudonym key is empty; pass Settings.pseudonym_secret")
-    missing = [c for c in contract.column_names if c not in frame.columns]
-    if missing:
-        raise AnonymizationError(f"{contract.ref}: frame lacks contract column(s) {missing}")
+    _check_can_anonymize(contract, key, frame.columns)
     people = Roster.from_frame(roster, key)
     out = frame.copy()
     columns: list[ColumnAttestation] = []

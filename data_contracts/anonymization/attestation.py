@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -97,10 +98,54 @@ def frame_content_hash(frame: pd.DataFrame, table: pa.Table | None = None) -> st
     objects again. The hash is the same either way; columns of other types are always taken from the frame.
     """
     header = [(str(name), str(frame[name].dtype)) for name in frame.columns]
-    digest = hashlib.sha256(json.dumps(header).encode())
     arrow = _arrow_columns(frame, table)
-    for position, name in enumerate(frame.columns):
-        texts = _as_text_array(frame[name], arrow[position])
+    return _content_hash(
+        header, (_as_text_array(frame[name], arrow[position]) for position, name in enumerate(frame.columns))
+    )
+
+
+def table_content_hash(table: pa.Table) -> str | None:
+    """:func:`frame_content_hash` of the frame ``to_frame(table)`` would give, without building that frame.
+
+    Only for tables of text, integer, boolean and all-null columns (a landed table), whose cells convert
+    one-to-one; None for any other table, which then goes through the frame.
+    """
+    if not all(_one_to_one(field.type) for field in table.schema):
+        return None
+    if table.schema.metadata and b"PANDAS_ATTRS" in table.schema.metadata:
+        return None
+    # the frame's dtypes come from the schema and its pandas metadata, never from the cells: no rows needed
+    empty = table.slice(0, 0).to_pandas()
+    if [str(c) for c in empty.columns] != table.column_names:
+        return None
+    header = [(str(name), str(empty[name].dtype)) for name in empty.columns]
+    if any(
+        not _same_cells(empty.dtypes.iloc[i], t) and not pa.types.is_null(t)
+        for i, t in enumerate(table.schema.types)
+    ):
+        return None
+    return _content_hash(header, (_chunked_as_text(column) for column in table.columns))
+
+
+def _one_to_one(arrow_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(arrow_type)
+        or pa.types.is_large_string(arrow_type)
+        or pa.types.is_null(arrow_type)
+        or pa.types.is_integer(arrow_type)
+        or pa.types.is_boolean(arrow_type)
+    )
+
+
+def _chunked_as_text(column: pa.ChunkedArray) -> pa.LargeStringArray:
+    # an all-null column is Arrow's null type; the frame path gives the same all-null text for it
+    array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    return pc.cast(array, pa.large_string())
+
+
+def _content_hash(header: list[tuple[str, str]], columns: Iterable[pa.LargeStringArray]) -> str:
+    digest = hashlib.sha256(json.dumps(header).encode())
+    for texts in columns:
         offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64)[
             texts.offset : texts.offset + len(texts) + 1
         ]

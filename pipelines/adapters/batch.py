@@ -6,19 +6,22 @@ there last, so a folder without it is still being written and is never read.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from data_contracts.contract import Contract, SourceKind
+from data_contracts.contract import Contract, SourceKind, SourceMapping
 from pipelines.adapters.errors import SourceError
-from pipelines.adapters.files import find_file_drop, read_file_drop
+from pipelines.adapters.files import find_file_drop, read_file_drop, read_file_drop_table
 from pipelines.adapters.opcenter import iter_opcenter_parts
 from pipelines.adapters.plex import iter_plex_parts
 from pipelines.adapters.records import LandedPart, combine_parts, load_json_file
+from pipelines.zones import to_arrow, to_frame
 
 MANIFEST = "_manifest.json"
 
@@ -110,6 +113,54 @@ def read_batch(batch_dir: Path, contracts: Mapping[str, Contract]) -> dict[str, 
     return combine_parts(parts)
 
 
+def read_batch_tables(batch_dir: Path, contracts: Mapping[str, Contract]) -> dict[str, pa.Table]:
+    """:func:`read_batch`'s frames as the Arrow tables ``to_arrow`` makes of them, for writing the landed files.
+
+    Same checks and same tables; a plain CSV drop goes from Arrow's reader to its landed table without ever
+    becoming Python strings (the costly part of landing a large historian export).
+    """
+    manifest = read_manifest(batch_dir)
+    _check_listed_files(batch_dir, manifest)
+    parts: list[LandedPart | _ArrowPart] = list(_vendor_parts(batch_dir, manifest.source_kind, contracts))
+    carried = {p.table: p for p in parts if isinstance(p, LandedPart)}
+    for contract, name, mapping, path in _file_drops(batch_dir, contracts, carried):
+        table = read_file_drop_table(path, contract, mapping)
+        if table is None:
+            parts.append(
+                LandedPart(
+                    contract.name, name, mapping.entity, (path.name,), read_file_drop(path, contract, mapping)
+                )
+            )
+        else:
+            parts.append(_ArrowPart(contract.name, name, mapping.entity, (path.name,), table))
+    _check_row_counts(batch_dir, manifest, parts)
+    per_table = Counter(p.table for p in parts)
+    # a table read from one plain drop keeps its Arrow table; several parts are combined as frames
+    tables = {p.table: p.arrow for p in parts if isinstance(p, _ArrowPart) and per_table[p.table] == 1}
+    frames = combine_parts(
+        p if isinstance(p, LandedPart) else p.as_part() for p in parts if p.table not in tables
+    )
+    return {name: tables[name] if name in tables else to_arrow(frames[name]) for name in per_table}
+
+
+@dataclass(frozen=True)
+class _ArrowPart:
+    """A file drop's landed rows as the Arrow table (see :func:`read_batch_tables`)."""
+
+    table: str
+    mapping_name: str
+    entity: str
+    files: tuple[str, ...]
+    arrow: pa.Table
+
+    def as_part(self) -> LandedPart:
+        return LandedPart(self.table, self.mapping_name, self.entity, self.files, to_frame(self.arrow))
+
+
+def _part_rows(part: LandedPart | _ArrowPart) -> int:
+    return part.arrow.num_rows if isinstance(part, _ArrowPart) else len(part.frame)
+
+
 def _vendor_parts(
     batch_dir: Path, kind: SourceKind, contracts: Mapping[str, Contract]
 ) -> Iterator[LandedPart]:
@@ -122,6 +173,16 @@ def _vendor_parts(
 def _file_drop_parts(
     batch_dir: Path, contracts: Mapping[str, Contract], carried: Mapping[str, LandedPart]
 ) -> Iterator[LandedPart]:
+    for contract, name, mapping, path in _file_drops(batch_dir, contracts, carried):
+        yield LandedPart(
+            contract.name, name, mapping.entity, (path.name,), read_file_drop(path, contract, mapping)
+        )
+
+
+def _file_drops(
+    batch_dir: Path, contracts: Mapping[str, Contract], carried: Mapping[str, LandedPart]
+) -> Iterator[tuple[Contract, str, SourceMapping, Path]]:
+    """Each file drop the contracts map: (contract, mapping name, mapping, path); a second source is an error."""
     for contract in contracts.values():
         for name, mapping in contract.sources.items():
             if mapping.kind != SourceKind.FILE:
@@ -135,9 +196,7 @@ def _file_drop_parts(
                     f"{batch_dir.name}/{path.name}",
                     f"a second source for table {contract.name} beside {other.mapping_name} ({other.entity})",
                 )
-            yield LandedPart(
-                contract.name, name, mapping.entity, (path.name,), read_file_drop(path, contract, mapping)
-            )
+            yield contract, name, mapping, path
 
 
 def _check_listed_files(batch_dir: Path, manifest: Manifest) -> None:
@@ -155,7 +214,9 @@ def _check_listed_files(batch_dir: Path, manifest: Manifest) -> None:
                 )
 
 
-def _check_row_counts(batch_dir: Path, manifest: Manifest, parts: list[LandedPart]) -> None:
+def _check_row_counts(
+    batch_dir: Path, manifest: Manifest, parts: list[LandedPart] | list[LandedPart | _ArrowPart]
+) -> None:
     """Each part read must hold the rows the manifest announced for its entity (a truncated file shows here)."""
     for part in parts:
         names = {part.entity, *part.files}
@@ -163,9 +224,9 @@ def _check_row_counts(batch_dir: Path, manifest: Manifest, parts: list[LandedPar
         if entry is None:
             continue  # the manifest need not list every file; the ones it lists must add up
         key, announced = entry
-        if announced.rows is not None and announced.rows != len(part.frame):
+        if announced.rows is not None and announced.rows != _part_rows(part):
             raise SourceError(
                 f"{batch_dir.name}/{MANIFEST}",
-                f"announces {announced.rows} rows, the files hold {len(part.frame)}",
+                f"announces {announced.rows} rows, the files hold {_part_rows(part)}",
                 field=key,
             )

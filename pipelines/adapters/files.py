@@ -14,8 +14,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from data_contracts.contract import Contract, SourceMapping
+from data_contracts.landed import ISSUES, LANDING_ROW, SOURCE, issues_to_json
 from pipelines.adapters.errors import SourceError
-from pipelines.adapters.records import columns_to_landed, values_to_text
+from pipelines.adapters.records import FieldPlan, columns_to_landed, values_to_text
 
 FILE_SUFFIXES = (".csv", ".parquet")
 
@@ -37,6 +38,62 @@ def read_file_drop(path: Path, contract: Contract, mapping: SourceMapping) -> pd
     return columns_to_landed(columns, n_rows, contract, mapping, label, cell_issues=bad)
 
 
+def read_file_drop_table(path: Path, contract: Contract, mapping: SourceMapping) -> pa.Table | None:
+    """A plain CSV drop's landed table built in Arrow: ``to_arrow(read_file_drop(...))`` without Python strings.
+
+    None when the drop needs the general path (a Parquet drop, or a CSV Arrow's reader cannot prove plain); the
+    caller then reads it with :func:`read_file_drop`. The cells, types and pandas metadata are the ones the
+    frame's conversion gives, so the landed file is the same either way.
+    """
+    if path.suffix.lower() != ".csv":
+        return None
+    table = _plain_csv_table(path)
+    if table is None or table.num_rows == 0:
+        return None
+    location = f"{path.parent.name}/{path.name}"
+    plan = FieldPlan.build(contract, mapping)
+    n_rows = table.num_rows
+    columns: dict[str, pa.Array] = {}
+    for column in contract.column_names:
+        vendor = plan.vendor_of.get(column)
+        if vendor in table.column_names:
+            text = table.column(vendor).combine_chunks()
+            # an empty CSV cell is the only null a CSV has
+            columns[column] = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+        else:
+            columns[column] = pa.nulls(n_rows)
+    label = f"{_mapping_name(contract, mapping)}:{location}"
+    issues = issues_to_json(plan.key_violations(table.column_names))
+    columns[LANDING_ROW] = pa.array(np.arange(n_rows, dtype=np.int64))
+    columns[SOURCE] = _repeated_text(label, n_rows)
+    columns[ISSUES] = _repeated_text(issues, n_rows)
+    # all-null text columns are Arrow's null type in the frame's conversion too (pandas_type "empty")
+    columns = {
+        name: pa.nulls(n_rows) if array.null_count == n_rows else array for name, array in columns.items()
+    }
+    return pa.Table.from_arrays(list(columns.values()), schema=_landed_schema(columns))
+
+
+def _repeated_text(value: str, n_rows: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, pa.string()), n_rows)
+
+
+def _landed_schema(columns: dict[str, pa.Array]) -> pa.Schema:
+    """The schema ``pa.Table.from_pandas`` gives the landed frame: taken from a one-row frame of the same kinds."""
+    template = {
+        name: np.array(
+            [None if pa.types.is_null(a.type) else (0 if name == LANDING_ROW else "x")], dtype=object
+        )
+        for name, a in columns.items()
+    }
+    template[LANDING_ROW] = np.zeros(1, dtype=np.int64)
+    schema = pa.Table.from_pandas(pd.DataFrame(template), preserve_index=False).schema
+    expected = [a.type for a in columns.values()]
+    if [f.type for f in schema] != expected:  # never expected: a conversion rule changed under us
+        raise SourceError(LANDING_ROW, f"landed schema {schema.types} does not match the columns {expected}")
+    return schema
+
+
 def _mapping_name(contract: Contract, mapping: SourceMapping) -> str:
     return next((name for name, m in contract.sources.items() if m == mapping), mapping.kind.value)
 
@@ -49,7 +106,24 @@ def _read_csv(path: Path, location: str) -> tuple[TextColumns, int, BadCells]:
 
 
 def _read_plain_csv(path: Path) -> tuple[TextColumns, int, BadCells] | None:
-    """Arrow's CSV reader for the common well-formed drop; None sends the file to the pandas path.
+    """Arrow's CSV reader for the common well-formed drop; None sends the file to the pandas path."""
+    table = _plain_csv_table(path)
+    if table is None:
+        return None
+    columns: TextColumns = {}
+    for name in table.column_names:
+        array = table.column(name)
+        values = array.to_numpy(zero_copy_only=False).astype(object, copy=False)
+        empty = pc.equal(array, "").to_numpy(zero_copy_only=False)
+        if empty.any():
+            values = values.copy()
+            values[empty] = None  # an empty CSV cell is the only null a CSV has
+        columns[name] = values
+    return columns, table.num_rows, {}
+
+
+def _plain_csv_table(path: Path) -> pa.Table | None:
+    """The CSV as an Arrow table of text (empty cells as ""), or None when only the pandas path reads it right.
 
     Only taken when the result is provably the pandas one: a header of distinct non-empty names (pandas renames
     blank and repeated ones) and every row as wide as the header (Arrow raises otherwise). Anything Arrow
@@ -71,16 +145,7 @@ def _read_plain_csv(path: Path) -> tuple[TextColumns, int, BadCells] | None:
         return None
     if table.column_names != names:
         return None
-    columns: TextColumns = {}
-    for name in names:
-        array = table.column(name)
-        values = array.to_numpy(zero_copy_only=False).astype(object, copy=False)
-        empty = pc.equal(array, "").to_numpy(zero_copy_only=False)
-        if empty.any():
-            values = values.copy()
-            values[empty] = None  # an empty CSV cell is the only null a CSV has
-        columns[name] = values
-    return columns, table.num_rows, {}
+    return table
 
 
 def _header_names(path: Path) -> list[str] | None:
