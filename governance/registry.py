@@ -9,7 +9,9 @@ changes global MLflow state: every call goes through this object's own client an
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
+import warnings
 from datetime import UTC, datetime
 from functools import cached_property
 from importlib import metadata
@@ -65,6 +67,11 @@ class VersionInfo(BaseModel):
     created: datetime
 
 
+# MLflow warns when a PythonModel subclass has an untyped predict, and re-enables that warning itself, so no
+# filter reaches it; ours is untyped on purpose (see predict). Mute the display just while the class is made.
+_show_warning, warnings.showwarning = warnings.showwarning, lambda *args, **kwargs: None
+
+
 class ForecasterModel(mlflow.pyfunc.PythonModel):
     """The pyfunc wrapper around a picklable mesops forecaster: predict calls the forecaster's predict."""
 
@@ -82,6 +89,9 @@ class ForecasterModel(mlflow.pyfunc.PythonModel):
             if hasattr(self.forecaster, method):
                 return getattr(self.forecaster, method)(model_input)
         raise TypeError(f"{type(self.forecaster).__name__} has none of {self.FRAME_METHODS}")
+
+
+warnings.showwarning = _show_warning
 
 
 def model_name(task: str) -> str:
@@ -109,6 +119,8 @@ class Registry:
     def client(self) -> MlflowClient:
         """The MLflow client (created on first use; the SQLite store creates its tables then, ~10 s)."""
         disable_telemetry()
+        # MLflow logs every artifact copy and environment guess at INFO/WARNING; users see only its errors.
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
         if self.tracking_uri.startswith("sqlite:///"):
             Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mesops.models_cli import ModelsCliError, models_app
 from mesops.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.add_typer(contracts_app, name="contracts")
 audit_app = typer.Typer(help="Read and verify the hash-chained audit trail.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
+app.add_typer(models_app, name="models")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -64,7 +66,7 @@ def _progress() -> Progress:
 
 @app.command()
 def demo(
-    days: Annotated[int, typer.Option(help="Days of plant history to simulate.", min=1, max=400)] = 28,
+    days: Annotated[int, typer.Option(help="Days of plant history to simulate.", min=1, max=400)] = 90,
     lines: Annotated[int, typer.Option(help="Production lines.", min=1, max=20)] = 2,
     machines_per_line: Annotated[int, typer.Option(help="Machines per line.", min=1, max=50)] = 6,
     defect_rate: Annotated[
@@ -78,7 +80,7 @@ def demo(
         bool, typer.Option(help="Also ingest the public datasets in ../shared/datasets.")
     ] = True,
 ) -> None:
-    """Run the main job on the embedded default: simulate a plant, land its extracts, ingest everything."""
+    """Run the main job on the embedded default: simulate a plant, ingest its extracts, train and register models."""
     settings = _settings()
     settings.ensure_dirs()
     batch_dir = _simulate_into_landing(settings, days, lines, machines_per_line, defect_rate, mes, seed)
@@ -86,6 +88,32 @@ def demo(
     if real_datasets:
         _land_real_datasets(settings)
     _ingest_and_report(settings)
+    if train:
+        _train_and_report(settings)
+
+
+def _train_and_report(settings: Settings) -> None:
+    from pipelines.runner import train_models
+
+    with console.status("Training the failure, yield and consumption forecasters and registering them..."):
+        run = train_models(settings)
+    view = Table(title=f"Training (Dagster run {run.run_id[:8]})", title_justify="left")
+    for column in ("forecaster", "beats baseline", "registered"):
+        view.add_column(column)
+    for task in ("failure", "yield", "consumption"):
+        check = run.checks.get(f"candidate/{task}:beats_baseline")
+        registered = f"registered__{task}" not in run.failed_steps and check is True
+        view.add_row(
+            task, {True: "yes", False: "NO", None: "not evaluated"}[check], "yes" if registered else "no"
+        )
+    console.print(view)
+    from mesops.models_cli import models_list
+
+    models_list()
+    if not run.success:
+        raise CliError(
+            f"training did not complete: failed steps {', '.join(run.failed_steps) or '(see mesops ui)'}"
+        )
 
 
 def _simulate_into_landing(
@@ -228,6 +256,12 @@ def ingest(
 ) -> None:
     """Run the Dagster ingest job (land, anonymize, validate) on new landing batches and print the counts."""
     _ingest_and_report(_settings(), batch)
+
+
+@app.command()
+def train() -> None:
+    """Train the three forecasters on every curated batch; register those that beat their baseline (Dagster)."""
+    _train_and_report(_settings())
 
 
 @app.command()
@@ -431,7 +465,15 @@ def main() -> None:
 
     try:
         app()
-    except (CliError, ContractError, DatabaseError, ValueError, FileNotFoundError) as err:
+    except (
+        CliError,
+        ModelsCliError,
+        ContractError,
+        DatabaseError,
+        LookupError,
+        ValueError,
+        FileNotFoundError,
+    ) as err:
         err_console.print(f"[red]error:[/] {err}")
         sys.exit(2)
 

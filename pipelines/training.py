@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 from sqlalchemy import select
 
 from data_contracts.anonymization.attestation import frame_content_hash
@@ -92,7 +93,7 @@ def dataset_inputs(
     loads = _latest_loads(settings)
     inputs = []
     for name, frame in tables.items():
-        batches = [p.stem for p in store.batch_files("curated", name)]
+        batches = [p.stem for p in store.batch_files("curated", name) if pq.read_metadata(p).num_rows > 0]
         attestations = sorted(
             {loads[(b, name)].attestation_id or "" for b in batches if (b, name) in loads} - {""}
         )

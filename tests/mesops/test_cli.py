@@ -82,19 +82,7 @@ def test_bad_setting_names_the_variable(settings) -> None:
 
 @pytest.mark.slow
 def test_demo_prints_counts_and_leaks_no_personal_data(settings) -> None:
-    result = _mesops(
-        settings,
-        "demo",
-        "--days",
-        "3",
-        "--lines",
-        "1",
-        "--machines-per-line",
-        "3",
-        "--defect-rate",
-        "0.02",
-        "--no-real-datasets",
-    )
+    result = _mesops(settings, "demo", "--days", "90", "--defect-rate", "0.02", "--no-real-datasets")
     assert result.returncode == 0, result.stderr[-3000:]
     for table in ("production_orders", "sensor_readings", "shift_notes", "machine_events"):
         assert table in result.stdout
@@ -118,6 +106,23 @@ def test_demo_prints_counts_and_leaks_no_personal_data(settings) -> None:
     assert find_personal_data(settings.home, values, skip=[settings.landing_dir, settings.cache_dir]) == []
     status = _mesops(settings, "status")
     assert status.returncode == 0 and "sensor_readings" in status.stdout
+    # the main job trained, registered and crowned the three forecasters, audited
+    listed = _mesops(settings, "models", "list")
+    assert listed.returncode == 0
+    for name in ("mesops-failure", "mesops-yield", "mesops-consumption"):
+        assert name in listed.stdout
+    assert listed.stdout.count("champion") == 3
+    lineage = _mesops(settings, "models", "lineage", "yield", "champion")
+    assert lineage.returncode == 0
+    assert "production_orders@1.0.0" in lineage.stdout and "anonymization attestation" in lineage.stdout
+    assert "promote" in lineage.stdout
+    assert _mesops(settings, "audit", "verify").returncode == 0
+    refused = _mesops(settings, "models", "promote", "failure", "7", "--actor", "ana", "--reason", "try")
+    assert refused.returncode == 2 and "7" in refused.stderr and "Traceback" not in refused.stderr
+    rollback = _mesops(settings, "models", "rollback", "failure", "--actor", "ana", "--reason", "no previous")
+    assert rollback.returncode == 2 and "previous" in rollback.stderr
+    for output in (listed.stdout, lineage.stdout):
+        assert find_in_text(output, values) == []
 
 
 def test_audit_verify_names_the_tampered_entry(settings) -> None:
