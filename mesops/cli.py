@@ -458,6 +458,30 @@ def ui(port: Annotated[int, typer.Option(help="Port of the Dagster UI.")] = 3000
     raise typer.Exit(subprocess.call(command))
 
 
+@app.command("mlflow-ui")
+def mlflow_ui(port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000) -> None:
+    """Open the MLflow UI on this installation's tracking store and registry (runs, versions, aliases, lineage)."""
+    settings = _settings()
+    root = settings.home / "mlflow"
+    store = settings.mlflow_tracking_uri or f"sqlite:///{root / 'mlflow.db'}"
+    artifacts = settings.mlflow_artifact_location or str(root / "artifacts")
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        store,
+        "--default-artifact-root",
+        artifacts,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    raise typer.Exit(subprocess.call(command))
+
+
 def main() -> None:
     """Entry point: run the CLI, turning known errors into one line and exit code 2."""
     from data_contracts.contract import ContractError
