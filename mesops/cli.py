@@ -412,28 +412,12 @@ def audit_list(
     model: Annotated[str | None, typer.Option(help="Only entries about this model.")] = None,
 ) -> None:
     """List audit entries: when, who (role), what, on which model version, why."""
-    from governance import audit
     from mesops import database
+    from mesops.models_cli import audit_table
 
     url = _settings().resolved_database_url
     database.upgrade(url)
-    view = Table(title="Audit trail" + (f" of {model}" if model else ""))
-    for column in ("#", "when (UTC)", "who", "role", "action", "model", "version", "alias", "reason"):
-        view.add_column(column)
-    for entry in audit.entries(url, model_name=model):
-        event = entry.event
-        view.add_row(
-            str(entry.seq),
-            entry.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
-            event.actor,
-            event.actor_role,
-            event.action,
-            event.model_name or "-",
-            event.model_version or "-",
-            event.alias or "-",
-            event.reason,
-        )
-    console.print(view)
+    console.print(audit_table(url, model))
 
 
 @app.command()

@@ -97,29 +97,13 @@ def models_lineage(
     version: Annotated[str, typer.Argument(help="Version number or alias.")],
 ) -> None:
     """The chain from the MES extracts through contracts and anonymization to the run and version; its audit."""
-    from governance import audit
     from governance.lineage_view import lineage_chain
 
     settings, registry, url = _context()
     name = _name(model)
     number = registry.resolve(name, version)  # type: ignore[attr-defined]
     console.print(lineage_chain(settings, registry, name, number))
-    view = Table(title=f"Audit entries about {name}")
-    for column in ("#", "when (UTC)", "who", "role", "action", "version", "alias", "reason"):
-        view.add_column(column)
-    for entry in audit.entries(url, model_name=name):
-        event = entry.event
-        view.add_row(
-            str(entry.seq),
-            entry.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
-            event.actor,
-            event.actor_role,
-            event.action,
-            event.model_version or "-",
-            event.alias or "-",
-            event.reason,
-        )
-    console.print(view)
+    console.print(audit_table(url, name))
 
 
 @models_app.command("promote")
@@ -179,3 +163,26 @@ def models_rollback(
         f"{decision.model}@{decision.alias}: {decision.from_version} -> {decision.to_version} "
         f"(audit entry {decision.audit_seq})"
     )
+
+
+def audit_table(url: str, model_name: str | None) -> Table:
+    """Audit entries (all, or those about one model) as a table: when, who in which role, what, why."""
+    from governance import audit
+
+    view = Table(title="Audit trail" + (f" of {model_name}" if model_name else ""))
+    for column in ("#", "when (UTC)", "who", "role", "action", "model", "version", "alias", "reason"):
+        view.add_column(column)
+    for entry in audit.entries(url, model_name=model_name):
+        event = entry.event
+        view.add_row(
+            str(entry.seq),
+            entry.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
+            event.actor,
+            event.actor_role,
+            event.action,
+            event.model_name or "-",
+            event.model_version or "-",
+            event.alias or "-",
+            event.reason,
+        )
+    return view
