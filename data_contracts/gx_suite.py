@@ -121,19 +121,19 @@ def require_references(
 
 def column_expectations(column: Column) -> list[Expectation]:
     """The GX expectations of one column, each tagged with the column and the violation rule it reports."""
-    import great_expectations.expectations as gxe
+    from data_contracts import gx_expectations as gxe
 
     def meta(rule: str) -> dict[str, str]:
         return {"column": column.name, "rule": rule}
 
     found: list[Expectation] = []
     if not column.nullable:
-        found.append(gxe.ExpectColumnValuesToNotBeNull(column=column.name, meta=meta("not_null")))
+        found.append(gxe.ExpectContractColumnValuesToNotBeNull(column=column.name, meta=meta("not_null")))
     if column.min is not None or column.max is not None:
         if column.type not in NUMERIC:
             raise SuiteError(f"column {column.name}: min/max: needs an integer or float column")
         found.append(
-            gxe.ExpectColumnValuesToBeBetween(
+            gxe.ExpectContractColumnValuesToBeBetween(
                 column=column.name,
                 min_value=column.min,
                 max_value=column.max,
@@ -142,7 +142,7 @@ def column_expectations(column: Column) -> list[Expectation]:
         )
     if column.allowed is not None:
         found.append(
-            gxe.ExpectColumnValuesToBeInSet(
+            gxe.ExpectContractColumnValuesToBeInSet(
                 column=column.name, value_set=allowed_values(column), meta=meta("in_set")
             )
         )
@@ -150,14 +150,14 @@ def column_expectations(column: Column) -> list[Expectation]:
         if column.type != ColumnType.STRING:
             raise SuiteError(f"column {column.name}: pattern: needs a string column")
         found.append(
-            gxe.ExpectColumnValuesToMatchRegex(
+            gxe.ExpectContractColumnValuesToMatchRegex(
                 column=column.name, regex=column.pattern, meta=meta("match_regex")
             )
         )
     if column.references is not None:
         parameter = {"$PARAMETER": reference_parameter(column.references)}
         found.append(
-            gxe.ExpectColumnValuesToBeInSet(
+            gxe.ExpectContractColumnValuesToBeInSet(
                 column=column.name, value_set=parameter, meta=meta(references_rule(column))
             )
         )

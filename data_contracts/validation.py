@@ -275,6 +275,13 @@ def positions_of(landing: np.ndarray, landing_rows: np.ndarray) -> np.ndarray:
     return np.sort(pd.Index(landing).get_indexer(landing_rows))
 
 
+def rows_where(frame: pd.DataFrame, mask: np.ndarray, columns: list[str]) -> pd.DataFrame:
+    """``frame[columns]`` at the rows where ``mask`` holds; no row-by-row copy when every row qualifies."""
+    if mask.all():
+        return frame[columns]  # the common case (clean batches): boolean indexing would copy every cell
+    return frame.loc[mask, columns]
+
+
 def rule_columns(contract: Contract, rule: RowRule) -> list[str]:
     """The contract columns a row rule's expression names, in the order the expression names them."""
     names = dict.fromkeys(re.findall(r"[A-Za-z_]\w*", rule.expression))
@@ -293,7 +300,7 @@ def add_row_rules(
         judged = typed[columns].notna().all(axis=1).to_numpy()
         if not judged.any():
             continue
-        passed = evaluate_rule(contract, rule, typed.loc[judged, columns])
+        passed = evaluate_rule(contract, rule, rows_where(typed, judged, columns))
         positions = np.flatnonzero(judged)[~passed]
         findings.add(positions, None, rule.name, describe_rows(text, columns, positions))
 
@@ -334,7 +341,7 @@ def add_duplicates(
     for columns in key_sets(contract):
         judged = typed[columns].notna().all(axis=1).to_numpy()
         candidates = np.flatnonzero(judged)
-        repeated = typed.loc[judged, columns].duplicated(keep="first").to_numpy()
+        repeated = rows_where(typed, judged, columns).duplicated(keep="first").to_numpy()
         positions = candidates[repeated]
         if len(positions) == 0:
             continue
@@ -383,7 +390,9 @@ def split(
     """Build the valid (typed) and quarantined (original text + reasons) frames and their counts."""
     flagged = findings.flagged()
     keep = [*contract.column_names, LANDING_ROW, SOURCE]
-    valid = typed.loc[~flagged, keep].reset_index(drop=True)
+    valid = rows_where(typed, ~flagged, keep)
+    if flagged.any():
+        valid = valid.reset_index(drop=True)
 
     violations = findings.long_form()
     quarantined = pd.DataFrame({name: text[name].to_numpy()[flagged] for name in contract.column_names})
