@@ -99,6 +99,48 @@ class Settings(BaseSettings):
         ge=5,
         description="How often the Dagster sensor looks for new files in the landing folder.",
     )
+    serving_host: str = Field(default="127.0.0.1", description="Interface the prediction service listens on.")
+    serving_port: int = Field(default=3000, ge=1, le=65535, description="Port of the prediction service.")
+    serving_workers: int = Field(
+        default=1, ge=1, description="Worker processes of the prediction service (one per core at most)."
+    )
+    serving_url: str | None = Field(
+        default=None,
+        description="Base URL clients (the demo, the CLI) use to reach the service; "
+        "default http://<serving_host>:<serving_port>.",
+    )
+    serving_refresh_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often the service re-reads rollout phases, model aliases and API keys: a promotion, "
+        "rollback, phase change or key revocation is in effect within this many seconds plus the model "
+        "load time, without a restart.",
+    )
+    serving_access_log: bool = Field(
+        default=False, description="Log one line per HTTP request (costs ~0.1 ms per request)."
+    )
+    prediction_log_batch_rows: int = Field(
+        default=500,
+        ge=1,
+        description="Prediction log rows written per database transaction (off the request path).",
+    )
+    prediction_log_flush_s: float = Field(
+        default=0.2,
+        gt=0,
+        description="Longest time a prediction log row waits before it is written; a crash of the service "
+        "loses at most the rows of this window (and of one batch being written).",
+    )
+    prediction_log_max_pending: int = Field(
+        default=20_000,
+        ge=1,
+        description="Rows that may wait for the database; beyond it requests get 503 instead of being "
+        "answered without a log row.",
+    )
+    policies_dir: Path | None = Field(
+        default=None,
+        description="Folder of the phase policy YAML files; default: the policies shipped with mesops "
+        "(governance/policies).",
+    )
 
     # --- data zones, all under home -------------------------------------------------------------
     @property
@@ -154,6 +196,16 @@ class Settings(BaseSettings):
         if self.contracts_dir:
             return self.contracts_dir
         return Path(__file__).resolve().parent.parent / "data_contracts" / "contracts"
+
+    @property
+    def resolved_serving_url(self) -> str:
+        return self.serving_url or f"http://{self.serving_host}:{self.serving_port}"
+
+    @property
+    def resolved_policies_dir(self) -> Path:
+        if self.policies_dir:
+            return self.policies_dir
+        return Path(__file__).resolve().parent.parent / "governance" / "policies"
 
     @cached_property
     def pseudonym_secret(self) -> bytes:

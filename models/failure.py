@@ -8,7 +8,7 @@ training prevalence (a constant) and a rule that ranks by tool wear.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import lightgbm as lgb
 import numpy as np
@@ -148,6 +148,29 @@ class FailureForecaster:
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of a failure within the horizon, per row."""
         return self.calibrator.transform(self.raw_score(features))
+
+    def predict_proba_records(self, records: Sequence[Mapping[str, object]]) -> np.ndarray:
+        """:meth:`predict_proba` for a few feature dicts, without building a DataFrame (the serving path).
+
+        Categorical values become the category codes LightGBM learned (NaN when unseen), numbers floats
+        (NaN when missing); one thread, since a one-row predict gains nothing from more and its tail
+        latency suffers.
+        """
+        if self.booster is None:
+            raise RuntimeError("FailureForecaster: call fit before predicting")
+        matrix = np.full((len(records), len(self.features)), np.nan)
+        codes = {c: {v: float(i) for i, v in enumerate(cats)} for c, cats in self.categories.items()}
+        for i, record in enumerate(records):
+            for j, name in enumerate(self.features):
+                value = record.get(name)
+                if value is None:
+                    continue
+                if name in codes:
+                    matrix[i, j] = codes[name].get(str(value), np.nan)
+                else:
+                    matrix[i, j] = float(value)  # type: ignore[arg-type]
+        raw = self.booster.predict(matrix, num_threads=1)
+        return self.calibrator.transform(raw)
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """Alarm (True) where the calibrated probability reaches the decision threshold."""

@@ -11,7 +11,7 @@ Rows: orders with a known outcome (COMPLETED / CLOSED with good and started quan
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,6 +183,18 @@ class YieldForecaster:
             raise ValueError(f"features: columns missing: {', '.join(missing)}")
         raw = self.booster_.predict(features[self.features].astype("float64")) + self._offset(features)
         return pd.Series(np.clip(raw, 0.0, 1.0), index=features.index, name=TARGET)
+
+    def predict_records(self, records: Sequence[Mapping[str, object]]) -> np.ndarray:
+        """:meth:`predict` for a few feature dicts, without building a DataFrame (the serving path)."""
+        if self.booster_ is None:
+            raise RuntimeError("YieldForecaster: fit before predict")
+        matrix = np.array(
+            [[np.nan if (v := r.get(f)) is None else float(v) for f in self.features] for r in records],  # type: ignore[arg-type]
+            dtype="float64",
+        ).reshape(len(records), len(self.features))
+        offset = matrix[:, self.features.index("product_yield_mean")]
+        offset = np.where(np.isnan(offset), self.fallback_yield_, offset)
+        return np.clip(self.booster_.predict(matrix, num_threads=1) + offset, 0.0, 1.0)
 
     def predict_good_qty(self, features: pd.DataFrame) -> pd.Series:
         """Forecast good quantity: yield fraction x planned quantity."""

@@ -3,7 +3,9 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-import mesops.rollout_tables  # noqa: F401  (registers the rollout tables on Base.metadata)
+# imported for their side effect: they register the rollout and serving tables on Base.metadata
+import mesops.rollout_tables
+import mesops.serving_tables  # noqa: F401
 from mesops.tables import Base
 
 target_metadata = Base.metadata

@@ -63,3 +63,19 @@ def test_upgrade_from_previous_schema_keeps_rows(settings) -> None:
     assert "audit_log" in inspect(database.get_engine(url)).get_table_names()
     with database.session_scope(url) as session:
         assert session.scalars(select(IngestBatch.batch_id)).all() == ["old"]
+
+
+def test_migrations_create_exactly_the_declared_tables(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    import mesops.rollout_tables
+    import mesops.serving_tables  # noqa: F401  (registers the tables the migrations must create)
+    from mesops.tables import Base
+
+    url = f"sqlite:///{tmp_path / 'schema.db'}"
+    database.upgrade(url)
+    with database.get_engine(url).connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    # the only table the models do not declare is the migrations' own version table
+    assert [(d[0], d[1].name) for d in differences] == [("remove_table", "mesops_alembic_version")]

@@ -191,3 +191,12 @@ def test_one_class_training_labels_are_rejected() -> None:
     x = pd.DataFrame({"tool_wear_min_last": np.arange(10.0)})
     with pytest.raises(ValueError, match="train labels: need both"):
         FailureForecaster().fit(x, pd.Series(np.zeros(10, dtype=int)), x, pd.Series([0, 1] * 5))
+
+
+def test_records_path_matches_the_frame_path(tables, trained) -> None:
+    forecaster, _ = trained
+    rows = failure_dataset(tables).tail(40)[NAMES]
+    # an unseen category is missing, as in the frame path
+    rows.iloc[3, rows.columns.get_loc("machine_type")] = "never-seen"
+    records = rows.astype(object).where(rows.notna(), None).to_dict("records")
+    np.testing.assert_allclose(forecaster.predict_proba_records(records), forecaster.predict_proba(rows))

@@ -130,3 +130,13 @@ def test_predict_before_fit_and_missing_features_are_clear_errors(
         YieldForecaster().predict(test_rows)
     with pytest.raises(ValueError, match="features: columns missing: wear_max"):
         trained[0].predict(test_rows.drop(columns=["wear_max"]))
+
+
+def test_records_path_matches_the_frame_path(
+    trained: tuple[YieldForecaster, EvaluationReport], test_rows: pd.DataFrame
+) -> None:
+    forecaster, _ = trained
+    rows = test_rows.head(40)[forecaster.features].copy()
+    rows.iloc[0, rows.columns.get_loc("product_yield_mean")] = np.nan  # falls back to the plant mean
+    records = rows.astype(object).where(rows.notna(), None).to_dict("records")
+    np.testing.assert_allclose(forecaster.predict_records(records), forecaster.predict(rows).to_numpy())
