@@ -14,7 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mesops.keys_cli import app as keys_app
 from mesops.models_cli import ModelsCliError, models_app
+from mesops.rollout_cli import rollout_app
 from mesops.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -31,6 +33,8 @@ audit_app = typer.Typer(help="Read and verify the hash-chained audit trail.", no
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(models_app, name="models")
+app.add_typer(keys_app, name="keys")
+app.add_typer(rollout_app, name="rollout")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -440,6 +444,27 @@ def ui(port: Annotated[int, typer.Option(help="Port of the Dagster UI.")] = 3000
         str(port),
     ]
     raise typer.Exit(subprocess.call(command))
+
+
+@app.command()
+def serve(
+    port: Annotated[int | None, typer.Option(help="Port (default MESOPS_SERVING_PORT, 3000).")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface (default MESOPS_SERVING_HOST).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (default MESOPS_SERVING_WORKERS).")
+    ] = None,
+) -> None:
+    """Start the prediction service (BentoML) on this installation; Ctrl-C stops it."""
+    from serving.server import REPO_ROOT, server_command, server_environment
+
+    settings = _settings()
+    settings.ensure_dirs()
+    chosen_host, chosen_port = host or settings.serving_host, port or settings.serving_port
+    console.print(
+        f"serving on http://{chosen_host}:{chosen_port} (OpenAPI at /docs.json, keys: mesops keys create)"
+    )
+    command = server_command(settings, chosen_host, chosen_port)
+    raise typer.Exit(subprocess.call(command, env=server_environment(settings, workers), cwd=REPO_ROOT))
 
 
 @app.command("mlflow-ui")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+from scipy.special import expit
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
@@ -40,7 +41,9 @@ class ProbabilityCalibrator:
         if self._model is None:
             raise RuntimeError("ProbabilityCalibrator: call fit before transform")
         if isinstance(self._model, LogisticRegression):
-            return self._model.predict_proba(_logit(scores)[:, None])[:, 1]
+            # the binary logistic's probability, computed directly: sklearn's predict_proba spends ~0.2 ms
+            # validating its input, which is most of a served prediction
+            return expit(_logit(scores) * self._model.coef_[0, 0] + self._model.intercept_[0])
         return self._model.predict(np.asarray(scores, dtype=float))
 
 

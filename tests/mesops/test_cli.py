@@ -29,7 +29,10 @@ def _mesops(settings, *args: str, timeout: int = 600) -> subprocess.CompletedPro
 def test_help_lists_every_command(settings) -> None:
     result = _mesops(settings, "--help")
     assert result.returncode == 0
-    for command in ("demo", "simulate", "land", "ingest", "status", "quarantine", "contracts", "db", "ui"):
+    for command in (
+        *("demo", "simulate", "land", "ingest", "status", "quarantine", "contracts", "db", "ui"),
+        *("serve", "keys", "rollout", "models", "audit"),
+    ):
         assert f" {command} " in result.stdout
 
 

@@ -200,3 +200,11 @@ def test_records_path_matches_the_frame_path(tables, trained) -> None:
     rows.iloc[3, rows.columns.get_loc("machine_type")] = "never-seen"
     records = rows.astype(object).where(rows.notna(), None).to_dict("records")
     np.testing.assert_allclose(forecaster.predict_proba_records(records), forecaster.predict_proba(rows))
+
+
+def test_platt_transform_equals_the_logistic_regression(trained) -> None:
+    forecaster, _ = trained
+    scores = np.linspace(0.001, 0.999, 50)
+    model = forecaster.calibrator._model
+    expected = model.predict_proba(np.log(scores / (1 - scores))[:, None])[:, 1]
+    np.testing.assert_allclose(forecaster.calibrator.transform(scores), expected, rtol=1e-12)

@@ -1,0 +1,150 @@
+"""The feature context of the service: curated history, and each machine's latest sensor features.
+
+Built from the curated zone when the service starts and again whenever a new curated batch appears, with the
+same feature functions training used (models/), so a served prediction sees what training saw:
+- failure: one feature row per machine at its latest sensor reading ("the latest sensor context");
+- yield: the features of an order as known at its release, from the curated history;
+- consumption: a meter's day-ahead features from its readings up to the day's origin.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from models.consumption_features import ENERGY_READINGS, build_features
+from models.failure_features import build_failure_features
+from models.yield_features import ENTITY_COLUMNS, build_yield_features
+from pipelines.training import TASK_TABLES
+from pipelines.zones import ZoneStore
+
+CONTEXT_TABLES = tuple(sorted({t for tables in TASK_TABLES.values() for t in tables}))
+
+
+class UnknownEntityError(LookupError):
+    """The machine, order or meter of a request is not known to the service (names which and what to send)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MachineContext:
+    """A machine's latest features: when they were taken and their values by name."""
+
+    machine_id: str
+    line_id: str | None
+    forecast_at: pd.Timestamp
+    features: dict[str, Any]
+
+
+def context_signature(home: Path) -> tuple[tuple[str, int], ...]:
+    """Names and sizes of the curated files the context is built from: it changes when a batch lands."""
+    store = ZoneStore(home)
+    return tuple(
+        (f"{table}/{path.name}", path.stat().st_size)
+        for table in CONTEXT_TABLES
+        for path in store.batch_files("curated", table)
+    )
+
+
+class FeatureContext:
+    """Curated tables in memory plus the machines' latest failure features."""
+
+    def __init__(self, tables: dict[str, pd.DataFrame], signature: tuple[tuple[str, int], ...]) -> None:
+        self.tables = tables
+        self.signature = signature
+        self.machines = _latest_machine_features(tables)
+        orders = tables.get("production_orders", pd.DataFrame())
+        self._orders = orders.set_index("order_id", drop=False) if not orders.empty else orders
+
+    @classmethod
+    def load(cls, home: Path) -> FeatureContext:
+        """Read every curated batch of the context tables (an empty zone gives an empty context)."""
+        store = ZoneStore(home)
+        tables = {}
+        for name in CONTEXT_TABLES:
+            frame = store.read_all("curated", name)
+            tables[name] = frame.drop(columns=[c for c in frame.columns if c.startswith("_")])
+        return cls(tables, context_signature(home))
+
+    # --- failure ------------------------------------------------------------------------------------
+    def machine(self, machine_id: str) -> MachineContext:
+        """The machine's latest features; UnknownEntityError when no sensor reading of it was ingested."""
+        found = self.machines.get(machine_id)
+        if found is None:
+            raise UnknownEntityError(
+                f"machine_id: no sensor readings of machine {machine_id!r} have been ingested; "
+                "send its features instead"
+            )
+        return found
+
+    def line_of_machine(self, machine_id: str) -> str | None:
+        """The line a machine belongs to (None when the machine is unknown)."""
+        found = self.machines.get(machine_id)
+        return None if found is None else found.line_id
+
+    # --- yield ------------------------------------------------------------------------------------------
+    def order_header(self, order_id: str) -> dict[str, Any]:
+        """The release-time header of an ingested order; UnknownEntityError when it was not ingested."""
+        if self._orders.empty or order_id not in self._orders.index:
+            raise UnknownEntityError(
+                f"order_id: order {order_id!r} has not been ingested; send its header in 'order'"
+            )
+        row = self._orders.loc[order_id]
+        return {column: row[column] for column in ENTITY_COLUMNS}
+
+    def yield_features(self, header: dict[str, Any]) -> dict[str, Any]:
+        """The order's features as known at its release (NaN where nothing was known yet)."""
+        if any(self.tables.get(t) is None or self.tables[t].empty for t in TASK_TABLES["yield"]):
+            raise UnknownEntityError("order_id: no production history has been ingested yet")
+        orders = pd.DataFrame([header])
+        # curated timestamps are naive UTC; a header from a request is aware: compare both as naive UTC
+        orders["released_at"] = pd.to_datetime(orders["released_at"], utc=True).dt.tz_localize(None)
+        features = build_yield_features(self.tables, orders)
+        return {
+            k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in features.iloc[0].items()
+        }
+
+    # --- consumption ----------------------------------------------------------------------------------
+    def consumption_features(self, meter_id: str, day: date | None) -> pd.DataFrame:
+        """The 96 feature rows of a meter's day (default: the day after its last reading)."""
+        readings = self.tables.get("energy_readings")
+        if readings is None or readings.empty:
+            raise UnknownEntityError("meter_id: no energy readings have been ingested yet")
+        mine = readings[readings["meter_id"] == meter_id]
+        if mine.empty:
+            raise UnknownEntityError(f"meter_id: no energy readings of meter {meter_id!r} have been ingested")
+        last = pd.to_datetime(mine["ts"]).max() - pd.Timedelta(minutes=15)
+        next_day = last.normalize() + pd.Timedelta(days=1)
+        target = next_day if day is None else pd.Timestamp(day, tz=next_day.tz)
+        if target > next_day:
+            raise UnknownEntityError(
+                f"day: readings of meter {meter_id!r} end on {last.date()}; the latest day that can be "
+                f"forecast is {next_day.date()}"
+            )
+        return build_features(mine, ENERGY_READINGS, [target], [meter_id])
+
+
+def _latest_machine_features(tables: dict[str, pd.DataFrame]) -> dict[str, MachineContext]:
+    sensors = tables.get("sensor_readings")
+    needed = ("sensor_readings", "machine_events", "machines")
+    if sensors is None or any(tables.get(t) is None or tables[t].empty for t in needed):
+        return {}
+    latest = sensors.groupby("machine_id", as_index=False)["ts"].max().rename(columns={"ts": "forecast_at"})
+    features = build_failure_features(tables, latest)
+    lines = tables["machines"].set_index("machine_id")["line_id"].to_dict()
+    found = {}
+    for (_, key), (_, row) in zip(latest.iterrows(), features.iterrows(), strict=True):
+        values = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        found[key["machine_id"]] = MachineContext(
+            key["machine_id"], lines.get(key["machine_id"]), _utc(pd.Timestamp(key["forecast_at"])), values
+        )
+    return found
+
+
+def _utc(moment: pd.Timestamp) -> pd.Timestamp:
+    """Curated timestamps are UTC without a zone: say so, so responses carry an unambiguous time."""
+    return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
