@@ -83,8 +83,13 @@ def demo(
     real_datasets: Annotated[
         bool, typer.Option(help="Also ingest the public datasets in ../shared/datasets.")
     ] = True,
+    train: Annotated[bool, typer.Option(help="Train, register and crown the three forecasters.")] = True,
+    serve: Annotated[
+        bool, typer.Option(help="Start the service and send it a day of MES requests and planner decisions.")
+    ] = True,
 ) -> None:
-    """Run the main job on the embedded default: simulate a plant, ingest its extracts, train and register models."""
+    """Run the main job on the embedded default: simulate a plant, ingest its extracts, train and register
+    models, then serve them a day of MES requests with planner feedback."""
     settings = _settings()
     settings.ensure_dirs()
     batch_dir = _simulate_into_landing(settings, days, lines, machines_per_line, defect_rate, mes, seed)
@@ -94,6 +99,40 @@ def demo(
     _ingest_and_report(settings)
     if train:
         _train_and_report(settings)
+        if serve:
+            _serve_demo_day(settings)
+
+
+def _serve_demo_day(settings: Settings) -> None:
+    from governance.api_keys import create_key
+    from serving.demo_day import run_demo_day
+    from serving.server import ServerProcess, free_port
+
+    url = settings.resolved_database_url
+    keys = {role: create_key(url, role, f"demo {role}").key for role in ("integration", "planner")}
+    process = ServerProcess(settings, port=free_port(settings.serving_host))
+    with console.status("Starting the prediction service (BentoML)..."):
+        process.start()
+    try:
+        with console.status(f"Sending a day of MES requests to {process.url} ..."):
+            report = run_demo_day(settings.home, process.url, keys["integration"], keys["planner"])
+    finally:
+        process.stop()
+    view = Table(title=f"A day of MES requests ({report.requests} answered)", title_justify="left")
+    for column in ("model", "answered by", "requests"):
+        view.add_column(column)
+    for (model, arm), count in sorted(report.answers.items()):
+        view.add_row(model, arm, str(count))
+    console.print(view)
+    console.print(
+        "recommendations: "
+        + ", ".join(f"{status} {n}" for status, n in sorted(report.statuses.items()))
+        + "; planner decisions: "
+        + (", ".join(f"{d} {n}" for d, n in sorted(report.decisions.items())) or "none")
+    )
+    console.print("outcomes: " + ", ".join(f"{what} {n}" for what, n in sorted(report.outcomes.items())))
+    if report.errors:
+        raise CliError(f"the service refused requests: {dict(report.errors)} (see {process.log_path})")
 
 
 def _train_and_report(settings: Settings) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +21,13 @@ from mesops.settings import TELEMETRY_OFF, Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "serving.service:MesopsService"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (for tests, the demo and benchmarks)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 class ServerError(RuntimeError):

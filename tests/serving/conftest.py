@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from mesops.settings import Settings, get_settings
 from pipelines.runner import ingest_batches, train_models
 from pipelines.simulator import SimulationConfig, emit_extracts, simulate
 from pipelines.training import register_candidate
-from serving.server import ServerProcess
+from serving.server import ServerProcess, free_port
 
 KEY = "test-key-0123456789abcdef"
 
@@ -28,13 +27,6 @@ class Installation:
 
     settings: Settings
     roster_values: list[str]
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -266,3 +266,19 @@ def test_metrics_and_openapi_are_served(service) -> None:  # type: ignore[no-unt
     assert "mesops_predictions_total" in metrics and "mesops_prediction_latency_seconds_bucket" in metrics
     spec = httpx.get(f"{service.url}/docs.json").json()
     assert {"/v1/failure/risk", "/v1/feedback", "/v1/outcomes"} <= set(spec["paths"])
+
+
+def test_a_demo_day_is_answered_decided_and_resolved(service) -> None:  # type: ignore[no-untyped-def]
+    from serving.demo_day import run_demo_day
+
+    before = _log_rows(service)
+    report = run_demo_day(
+        service.settings.home, service.url, service.keys["integration"], service.keys["planner"]
+    )
+    assert not report.errors and report.requests >= 36 + 2  # 12 machines x 3 shifts, meters, the day's orders
+    assert {model for model, _ in report.answers} == {"mesops-failure", "mesops-yield", "mesops-consumption"}
+    assert sum(report.decisions.values()) > 0
+    assert report.outcomes["consumption: posted"] >= 1 and report.outcomes["yield: posted"] >= 1
+    with service.client("ml-engineer") as engineer:
+        engineer.post("/v1/recommendations", json={"limit": 1})  # flushes the log
+    assert _log_rows(service) - before == report.requests
