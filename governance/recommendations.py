@@ -92,6 +92,9 @@ ALLOWED_REASONS: dict[Decision, tuple[ReasonCode, ...]] = {
 
 
 # --- errors -------------------------------------------------------------------------------------------
+OUTCOME_EARLIEST, OUTCOME_LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+
+
 class RecommendationNotFoundError(LookupError):
     """No recommendation has this id."""
 
@@ -447,6 +450,9 @@ def record_outcome(
         raise OutcomeRuleError(f"actual: must be a finite number, got {actual!r}")
     if observed_at.tzinfo is None or observed_at.utcoffset() is None:
         raise OutcomeRuleError("observed_at: must carry a time zone (naive datetimes are ambiguous)")
+    if not OUTCOME_EARLIEST <= observed_at < OUTCOME_LATEST:
+        # far dates are typos, and they would break every later read of the outcomes as pandas times
+        raise OutcomeRuleError("observed_at: must lie between 2000-01-01 and 2100-01-01 UTC")
     existing = _find_outcome(db_url, model_name, correlation_id)
     if existing is not None:
         return _same_outcome(existing, entity_id, float(actual)), False

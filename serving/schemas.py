@@ -6,16 +6,34 @@ Entities are plant assets (machines, orders, meters); no request or response fie
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from governance.recommendations import Decision, ReasonCode, RecommendationView
 
 EntityId = Annotated[str, Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")]
 CorrelationId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
 FeatureValue = float | str | None
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _plant_time(moment: datetime) -> datetime:
+    """A time a plant record can carry: 2000-01-01 to 2100-01-01 UTC (far dates are typos, not data)."""
+    if not EARLIEST <= moment < LATEST:
+        raise ValueError("must lie between 2000-01-01 and 2100-01-01 UTC")
+    return moment
+
+
+def _plant_day(day: date) -> date:
+    if not EARLIEST.date() <= day < LATEST.date():
+        raise ValueError("must lie between 2000-01-01 and 2100-01-01")
+    return day
+
+
+PlantTime = Annotated[AwareDatetime, AfterValidator(_plant_time)]
+PlantDay = Annotated[date, AfterValidator(_plant_day)]
 Task = Literal["failure", "yield", "consumption"]
 MAX_BATCH = 500
 
@@ -49,7 +67,7 @@ class OrderHeader(Strict):
     line_id: EntityId
     planned_qty: float = Field(gt=0, le=1_000_000)
     shift: Literal["A", "B", "C"]
-    released_at: AwareDatetime
+    released_at: PlantTime
 
 
 class YieldRequest(Strict):
@@ -66,7 +84,7 @@ class ConsumptionRequest(Strict):
     """Energy forecast of one meter for one day, with an interval."""
 
     meter_id: EntityId = Field(description="The energy meter, e.g. 'E-L1'.")
-    day: date | None = Field(
+    day: PlantDay | None = Field(
         default=None, description="Day to forecast; default: the day after the last reading."
     )
     correlation_id: CorrelationId | None = Field(default=None, description="Default: meter and day.")
@@ -111,7 +129,7 @@ class OutcomeRequest(Strict):
         description="failure: 1 if the machine failed within the horizon else 0; yield: good quantity; "
         "consumption: kWh of the day."
     )
-    observed_at: AwareDatetime
+    observed_at: PlantTime
 
 
 # --- responses ---------------------------------------------------------------------------------------

@@ -436,3 +436,17 @@ def test_resolved_predictions_join_each_logged_prediction_to_its_outcome(db_url:
     assert frame["created_at"].iloc[0] == T0 + timedelta(minutes=1)
     assert frame["observed_at"].iloc[0] == T0 + timedelta(hours=5)
     assert recommendations.resolved_predictions(db_url, "mesops-yield").empty
+
+
+@pytest.mark.parametrize("year", [1600, 2500])
+def test_far_outcome_dates_are_refused(db_url: str, year: int) -> None:
+    with pytest.raises(recommendations.OutcomeRuleError, match="observed_at: must lie between"):
+        recommendations.record_outcome(
+            db_url,
+            model_name="mesops-yield",
+            correlation_id="far",
+            entity_id="WO-1",
+            actual=1.0,
+            observed_at=datetime(year, 1, 1, tzinfo=UTC),
+            key_id="k1",
+        )

@@ -282,3 +282,15 @@ def test_a_demo_day_is_answered_decided_and_resolved(service) -> None:  # type: 
     with service.client("ml-engineer") as engineer:
         engineer.post("/v1/recommendations", json={"limit": 1})  # flushes the log
     assert _log_rows(service) - before == report.requests
+
+
+def test_far_dates_are_400_naming_the_field(service) -> None:  # type: ignore[no-untyped-def]
+    header = {"product_id": "P-001", "line_id": "L1", "planned_qty": 100, "shift": "A"}
+    with service.client("integration") as client:
+        order = client.post(
+            "/v1/yield/forecast",
+            json={"order_id": "WO-1", "order": {**header, "released_at": "2702-11-07T20:32:09Z"}},
+        )
+        day = client.post("/v1/consumption/forecast", json={"meter_id": "EM-L1", "day": "0061-11-11"})
+    assert order.status_code == 400 and order.json()["detail"][0]["field"] == "order.released_at"
+    assert day.status_code == 400 and day.json()["detail"][0]["field"] == "day"
