@@ -1,4 +1,4 @@
-"""Serving latency and throughput: the mesops service against ``mlflow models serve`` on the same failure model.
+"""Serving latency and throughput: the mesops service against ``mlflow models serve`` on one failure model.
 
 Loads the champion of mesops-failure into (a) the mesops service (BentoML, routing, shadow scoring of the
 challenger and the prediction log all on) and (b) ``mlflow models serve`` of that version's pyfunc, with the
@@ -14,14 +14,15 @@ serialized once up front, so the clients do the same work for both servers.
 Every thread sends warm-up requests first. The phases run in the order mesops, MLflow at 1 client and
 MLflow, mesops at 16 (ABBA), both servers up throughout, so slow drift of this shared machine favours neither
 side; after each mesops phase the benchmark waits until every answered request is in the prediction log (and
-shadow-scored) before the next phase starts, so mesops' deferred work is not billed to MLflow. The MLflow
-server runs with ``OMP_NUM_THREADS=1`` (``--mlflow-omp-threads``): the pyfunc's DataFrame predict passes
-LightGBM no thread count, and on two cores its OpenMP threads cost ~7 ms per one-row request, while mesops
-scores with one thread. Also measured: the HTTP floor of each stack (1 client on its health endpoint), the
-in-process floor (LightGBM ``Booster.predict`` on one numpy row, ``num_threads=1``) and the in-process handler
-(request validation, routing, scoring, log submit, response serialization; no HTTP).
+shadow-scored) before the next phase starts, so mesops' deferred work is not billed to MLflow, and also
+reports its throughput over the phase plus that catch-up (what it sustains with every answer logged). The
+MLflow server runs with ``OMP_NUM_THREADS=1`` (``--mlflow-omp-threads``): the pyfunc's DataFrame predict
+passes LightGBM no thread count, and on two cores its OpenMP threads cost ~7 ms per one-row request, while
+mesops scores with one thread. Also measured: the HTTP floor of each stack (1 client on its health
+endpoint), the in-process floor (LightGBM ``Booster.predict`` on one numpy row, ``num_threads=1``) and the
+in-process handler (request validation, routing, scoring, log submit, response serialization; no HTTP).
 
-    .venv/bin/python benchmarks/serving.py [--home PATH] [--seconds 10] [--clients 16] [--workers 1]
+    .venv/bin/python benchmarks/serving_load.py [--home PATH] [--seconds 10] [--clients 16] [--workers 1]
         [--client-processes 2] [--warmup 50] [--mlflow-omp-threads 1]
 
 Without ``--home`` it builds a trained installation in a temporary folder first (~90 s: 90 simulated days,
@@ -33,25 +34,19 @@ Ends with one JSON line of its figures.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# Run by path, Python puts benchmarks/ first on sys.path, where this file would shadow the serving package.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
 import argparse
 import json
 import multiprocessing
 import os
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -61,9 +56,10 @@ from sqlalchemy import func, select
 from mesops import database
 from mesops.serving_tables import PredictionLogEntry
 from mesops.settings import TELEMETRY_OFF, Settings, get_settings
+from serving.server import REPO_ROOT, ServerProcess, free_port
 
-# governance, serving and pipelines are imported inside the functions that use them: the client processes
-# re-import this file and must start light (no MLflow, LightGBM or BentoML in them).
+# governance, pipelines and the rest of serving are imported inside the functions that use them: the client
+# processes re-import this file and must start light (no MLflow, LightGBM or BentoML in them).
 
 MODEL = "mesops-failure"
 ENDPOINT = "/v1/failure/risk"
@@ -73,7 +69,7 @@ BARRIER_TIMEOUT_S = 300.0  # warm-up of every client; a client that cannot warm 
 _PROCESS_BARRIER: Any = None  # set in each client process by the pool initializer
 
 
-# --- the installation -----------------------------------------------------------------------------------
+# --- the installation ---------------------------------------------------------------------------------------
 def build_home(root: Path) -> Settings:
     """A trained installation as the serving tests build it: 90 days, ingest, train, failure version 2."""
     from pipelines.runner import ingest_batches, train_models
@@ -167,7 +163,7 @@ def load_workload(settings: Settings, champion: str) -> Workload:
     return Workload(champion, source, forecaster, list(forecaster.features), rows)
 
 
-# --- in-process floors ------------------------------------------------------------------------------------
+# --- in-process floors --------------------------------------------------------------------------------------
 def percentiles_us(samples: list[float]) -> dict[str, float]:
     """Median and p99 of durations in µs."""
     return {
@@ -202,7 +198,10 @@ def _row_matrix(forecaster: Any, record: dict[str, Any]) -> np.ndarray:
         if value is None:
             continue
         categories = forecaster.categories.get(name)
-        row[0, j] = float(categories.index(str(value))) if categories else float(value)
+        if categories is None:
+            row[0, j] = float(value)
+        elif str(value) in categories:  # an unseen category stays NaN, as the forecaster encodes it
+            row[0, j] = float(categories.index(str(value)))
     return row
 
 
@@ -227,14 +226,7 @@ def handler_floor(bodies: list[bytes], calls: int) -> dict[str, float]:
     return percentiles_us(samples)
 
 
-# --- servers -------------------------------------------------------------------------------------------------
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
+# --- servers ------------------------------------------------------------------------------------------------
 class MlflowServer:
     """``mlflow models serve`` of a local pyfunc folder in its own process group; stopped on exit."""
 
@@ -242,7 +234,6 @@ class MlflowServer:
         self, settings: Settings, source: str, workers: int, log_path: Path, omp_threads: int = 1
     ) -> None:
         from governance.registry import Registry
-        from serving.server import REPO_ROOT
 
         self.url = f"http://127.0.0.1:{free_port()}"
         venv_bin = Path(sys.executable).parent
@@ -306,7 +297,7 @@ class MlflowServer:
             self.process.wait(timeout=10)
 
 
-# --- the load generator (runs in the client processes) ---------------------------------------------------
+# --- the load generator (runs in the client processes) ------------------------------------------------------
 @dataclass(frozen=True)
 class Target:
     """Where and what the clients send: pre-serialized bodies, taken in turn."""
@@ -375,7 +366,12 @@ def drive(target: Target, threads: int, seconds: float, warmup: int, synchronize
     workers = [threading.Thread(target=client_loop, args=(i,), daemon=True) for i in range(threads)]
     for worker in workers:
         worker.start()
-    warmed.wait(timeout=BARRIER_TIMEOUT_S)
+    try:
+        warmed.wait(timeout=BARRIER_TIMEOUT_S)
+    except threading.BrokenBarrierError:
+        if synchronized:
+            _PROCESS_BARRIER.abort()  # the other client processes stop waiting for this one
+        raise
     if synchronized:
         _PROCESS_BARRIER.wait(timeout=BARRIER_TIMEOUT_S)
     window["start"] = time.perf_counter()
@@ -414,13 +410,14 @@ def run_phase(
         "error_samples": [e for p in parts for e in p["error_samples"]][:3],
         "warm_ok": sum(p["warm_ok"] for p in parts),
         "requests_per_s": round(sum(len(p["latencies"]) / p["window_s"] for p in parts), 1),
+        "window_s": round(max(p["window_s"] for p in parts), 3),
         "p50_ms": round(float(np.percentile(latencies, 50)), 3) if ok else None,
         "p99_ms": round(float(np.percentile(latencies, 99)), 3) if ok else None,
         "max_ms": round(max(latencies), 3) if ok else None,
     }
 
 
-# --- checks around the phases ---------------------------------------------------------------------------------
+# --- checks around the phases -------------------------------------------------------------------------------
 def same_answers(mesops: Target, mlflow: Target, workload: Workload, key: str) -> float:
     """Both servers answer every request of the mix with the same probability; the largest difference."""
     largest = 0.0
@@ -451,7 +448,8 @@ def require_running(*servers: Any) -> None:
         code = None if server.process is None else server.process.poll()
         if code is not None:
             raise RuntimeError(
-                f"the server at {server.url} exited with code {code} during the benchmark; see {server.log_path}"
+                f"the server at {server.url} exited with code {code} during the benchmark; "
+                f"see {server.log_path}"
             )
 
 
@@ -465,7 +463,7 @@ def log_counts(db_url: str) -> tuple[int, int]:
 
 
 def wait_logged(db_url: str, expected: int, timeout_s: float = 120.0) -> float:
-    """Seconds until the prediction log holds ``expected`` rows of the endpoint; RuntimeError when it never does."""
+    """Seconds until the log holds ``expected`` rows of the endpoint; RuntimeError if it never does."""
     started = time.monotonic()
     while True:
         rows, _ = log_counts(db_url)
@@ -476,7 +474,7 @@ def wait_logged(db_url: str, expected: int, timeout_s: float = 120.0) -> float:
         time.sleep(0.1)
 
 
-# --- the run -----------------------------------------------------------------------------------------------------
+# --- the run ------------------------------------------------------------------------------------------------
 def main() -> None:
     """Prepare, measure the in-process floors, serve with both stacks, drive them, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -505,7 +503,6 @@ def main() -> None:
         settings = get_settings(home=args.home)
         os.environ["MESOPS_HOME"] = str(settings.home)  # the in-process service reads its settings from here
     from governance.api_keys import create_key
-    from serving.server import ServerProcess
 
     db_url = settings.resolved_database_url
     champion, challenger = ensure_shadow(settings)
@@ -513,7 +510,8 @@ def main() -> None:
     key = create_key(db_url, "integration", "benchmark", actor="benchmark").key
     mesops_bodies, mlflow_bodies = workload.mesops_bodies(), workload.mlflow_bodies()
     print(
-        f"{MODEL}: champion {champion} ({len(workload.features)} features), challenger {challenger} in shadow; "
+        f"{MODEL}: champion {champion} ({len(workload.features)} features), "
+        f"challenger {challenger} in shadow; "
         f"request mix: {len(workload.rows)} machines; {args.workers} worker(s) per server"
     )
 
@@ -565,7 +563,12 @@ def main() -> None:
                 )
                 if target is mesops:
                     answered += phase["requests"] + phase["warm_ok"]
-                    log_catch_up[str(clients)] = round(wait_logged(db_url, logged_before + answered), 2)
+                    catch_up = wait_logged(db_url, logged_before + answered)
+                    log_catch_up[str(clients)] = round(catch_up, 2)
+                    # what the service sustains: the phase's answers over the time until they are all logged
+                    phase["requests_per_s_logged"] = round(
+                        phase["requests"] / (phase["window_s"] + catch_up), 1
+                    )
     finally:
         mesops_server.stop()
         mlflow_server.stop()
@@ -575,10 +578,13 @@ def main() -> None:
     ours_1, theirs_1 = phases["mesops_1"], phases["mlflow_1"]
     ours_n, theirs_n = phases[f"mesops_{args.clients}"], phases[f"mlflow_{args.clients}"]
     throughput_ratio = _ratio(ours_n["requests_per_s"], theirs_n["requests_per_s"])
+    # a phase with refused requests (e.g. 503 when the prediction log is full) meets no target
+    clean_1, clean_n = ours_1["errors"] == 0, ours_n["errors"] == 0
     targets = {
-        "p50_1_client_ms<=2": ours_1["p50_ms"] is not None and ours_1["p50_ms"] <= TARGET_P50_MS,
-        "p99_1_client_ms<=10": ours_1["p99_ms"] is not None and ours_1["p99_ms"] <= TARGET_P99_MS,
-        f"throughput_{args.clients}_clients>=2x_mlflow": (throughput_ratio or 0) >= TARGET_THROUGHPUT_RATIO,
+        "p50_1_client_ms<=2": clean_1 and ours_1["p50_ms"] is not None and ours_1["p50_ms"] <= TARGET_P50_MS,
+        "p99_1_client_ms<=10": clean_1 and ours_1["p99_ms"] is not None and ours_1["p99_ms"] <= TARGET_P99_MS,
+        f"throughput_{args.clients}_clients>=2x_mlflow": clean_n
+        and (throughput_ratio or 0) >= TARGET_THROUGHPUT_RATIO,
     }
     figures = {
         "benchmark": "serving",
@@ -603,6 +609,9 @@ def main() -> None:
         "prediction_log_rows": logged,
         "prediction_log_shadow_scored": shadowed,
         "prediction_log_catch_up_s": log_catch_up,
+        f"ratio_throughput_{args.clients}_clients_logged_mesops_over_mlflow": _ratio(
+            ours_n["requests_per_s_logged"], theirs_n["requests_per_s"]
+        ),
         "largest_probability_difference": largest_difference,
         "targets_met": targets,
     }
@@ -633,11 +642,17 @@ def report(figures: dict[str, Any], phases: dict[str, dict[str, Any]], clients: 
         f"predict_proba_records p50 {proba['p50_us']} µs; handler p50 {handler['p50_us']} µs "
         f"p99 {handler['p99_us']} µs"
     )
+    throughput_ratio = figures[f"ratio_throughput_{clients}_clients_mesops_over_mlflow"]
     print(
         f"mesops / MLflow: p50 at 1 client {figures['ratio_p50_1_client_mesops_over_mlflow']}x, "
-        f"throughput at {clients} clients {figures[f'ratio_throughput_{clients}_clients_mesops_over_mlflow']}x; "
-        f"logged {figures['prediction_log_rows']} rows, {figures['prediction_log_shadow_scored']} shadow-scored "
+        f"throughput at {clients} clients {throughput_ratio}x; logged {figures['prediction_log_rows']} rows, "
+        f"{figures['prediction_log_shadow_scored']} shadow-scored "
         f"(log caught up {figures['prediction_log_catch_up_s']} s after each mesops phase)"
+    )
+    logged = figures[f"ratio_throughput_{clients}_clients_logged_mesops_over_mlflow"]
+    print(
+        f"mesops at {clients} clients until every answer is logged: "
+        f"{phases[f'mesops_{clients}']['requests_per_s_logged']} req/s ({logged}x MLflow)"
     )
     for name, met in figures["targets_met"].items():
         print(f"  target {name}: {'met' if met else 'MISSED'}")
