@@ -519,6 +519,15 @@ RESOLVED_COLUMNS = (
 )
 
 
+def predictions_resolved_by(db_url: str, model_name: str, correlation_id: str) -> int:
+    """How many logged predictions of a model carry this correlation id (what one outcome resolves)."""
+    query = select(func.count()).where(
+        PredictionLogEntry.model_name == model_name, PredictionLogEntry.correlation_id == correlation_id
+    )
+    with database.session_scope(db_url) as session:
+        return int(session.scalar(query) or 0)
+
+
 def resolved_predictions(db_url: str, model_name: str) -> pd.DataFrame:
     """Prediction log rows of a model that have an outcome, with it (oldest first): realized accuracy reads this."""
     log, outcome = PredictionLogEntry, Outcome

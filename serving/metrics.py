@@ -21,6 +21,11 @@ ERRORS = Counter(
 SHADOW_SCORED = Counter(
     "mesops_shadow_scored_total", "Requests where the arm that did not answer was scored.", ["model"]
 )
+SHADOW_ERRORS = Counter(
+    "mesops_shadow_errors_total",
+    "Requests where scoring the arm that did not answer failed (no comparison was made).",
+    ["model"],
+)
 SHADOW_DISAGREEMENTS = Counter(
     "mesops_shadow_disagreements_total",
     "Requests where champion and challenger would have made a different recommendation class.",

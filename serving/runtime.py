@@ -293,6 +293,9 @@ class ServingRuntime:
         for record in batch:
             if record.champion_output is None or record.challenger_output is None:
                 continue
+            if "error" in record.challenger_output:  # a failed shadow is not an agreement: count it apart
+                metrics.SHADOW_ERRORS.labels(record.model_name).inc()
+                continue
             metrics.SHADOW_SCORED.labels(record.model_name).inc()
             if _disagree(record.champion_output, record.challenger_output):
                 metrics.SHADOW_DISAGREEMENTS.labels(record.model_name).inc()

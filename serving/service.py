@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -218,7 +219,7 @@ class MesopsService:
         if request.features is not None:
             scoring.check_features(request.features, self.runtime.arms("failure").champion.features)
             features = request.features
-            forecast_at = _now()
+            forecast_at = datetime.now(UTC)
         else:
             machine = context.machine(request.machine_id)
             features, forecast_at = machine.features, machine.forecast_at.to_pydatetime()
@@ -380,8 +381,8 @@ class MesopsService:
             observed_at=request.observed_at,
             key_id=caller.key_id,
         )
-        resolved = recs.resolved_predictions(self.runtime.db_url, name)
-        count = int((resolved["correlation_id"] == request.correlation_id).sum()) if len(resolved) else 0
+        # one indexed count, not the whole resolved log of the model on every post
+        count = recs.predictions_resolved_by(self.runtime.db_url, name, request.correlation_id)
         return OutcomeResponse(
             model=name, correlation_id=stored.correlation_id, recorded=recorded, predictions=count
         )
@@ -409,12 +410,6 @@ def _answer(scored: Scored, correlation_id: str) -> dict[str, Any]:
             status=scored.status,
         ),
     }
-
-
-def _now() -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
 
 
 def _plain(value: Any) -> Any:
