@@ -2,8 +2,9 @@
 
 A request handler builds a :class:`LoggedPrediction` and calls :meth:`PredictionLogWriter.submit`: a lock, two
 counters and a deque append (about a microsecond), never the database. One background thread takes up to
-``batch_rows`` records, or whatever arrived within ``flush_interval_s``, runs the shadow callables (so scoring
-the challenger never costs a request its latency), and inserts the batch's ``prediction_log`` rows and
+``batch_rows`` records, or whatever arrived within ``flush_interval_s``, scores the challenger of the shadow
+records (one predict per model for the whole batch, so shadow scoring never costs a request its latency and
+costs the writer microseconds per row), and inserts the batch's ``prediction_log`` rows and
 ``recommendations`` rows in one transaction with a SQLAlchemy Core bulk insert.
 
 What a crash of the process loses: records live in memory until their batch commits. A crash loses the
@@ -28,7 +29,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Self
@@ -72,12 +73,27 @@ class LoggedRecommendation:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ShadowCall:
+    """The challenger's scoring of one record, deferred to the writer thread.
+
+    Records whose calls share ``group`` (model name and challenger version) are scored together: one
+    ``score_many`` call over all their payloads, i.e. one model predict per batch instead of one per row. If
+    that call fails, each record of the group is scored alone, so a bad payload costs only its own output.
+    ``score_many`` returns one output dict per payload, in order.
+    """
+
+    group: Hashable
+    score_many: Callable[[list[Any]], list[Any]]
+    payload: Any
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoggedPrediction:
     """One served prediction to log; a plain dataclass because it is built on the request path.
 
     ``shadow``, when given, computes the challenger's output in the writer thread just before the row is
-    written; its result replaces ``challenger_output`` (an exception becomes ``{"error": "<type>: <message>"}``).
+    written; its result replaces ``challenger_output`` (a failure becomes ``{"error": "<type>: <message>"}``).
     """
 
     request_id: str
@@ -97,7 +113,7 @@ class LoggedPrediction:
     recommendation: LoggedRecommendation | None = None
     status: Literal["ok", "error"]
     latency_ms: float
-    shadow: Callable[[], dict[str, Any]] | None = None
+    shadow: ShadowCall | None = None
 
 
 class LogOverloadedError(RuntimeError):
@@ -324,12 +340,13 @@ class PredictionLogWriter:
             self._cond.notify_all()
 
     def _prepare(self, batch: list[LoggedPrediction]) -> list[_Prepared]:
-        """Run the shadow callables and build the rows; a record whose fields cannot be stored is rejected."""
+        """Score the shadows and build the rows; a record whose fields cannot be stored is rejected."""
         prepared: list[_Prepared] = []
         shadow_failures: list[str] = []
-        for record in batch:
-            if record.shadow is not None:
-                output, failure = _score_shadow(record.shadow)
+        shadows = _score_shadows(batch)
+        for index, record in enumerate(batch):
+            if index in shadows:
+                output, failure = shadows[index]
                 if failure is not None:
                     shadow_failures.append(f"request {record.request_id}: {failure}")
                     output = {"error": failure}
@@ -386,12 +403,47 @@ class _Prepared:
     recommendation_row: dict[str, Any] | None
 
 
-def _score_shadow(shadow: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any] | None, str | None]:
-    """The challenger's output, or None and the failure as "<type>: <message>"."""
+ShadowResult = tuple[dict[str, Any] | None, str | None]  # the output, or None and "<type>: <message>"
+
+
+def _score_shadows(batch: list[LoggedPrediction]) -> dict[int, ShadowResult]:
+    """The challenger's output per index of a record with a shadow call: one score_many call per group."""
+    groups: dict[Hashable, list[int]] = {}
+    for index, record in enumerate(batch):
+        if record.shadow is not None:
+            groups.setdefault(record.shadow.group, []).append(index)
+    results: dict[int, ShadowResult] = {}
+    for indices in groups.values():
+        calls = [batch[i].shadow for i in indices]
+        outputs = _call_many(calls[0].score_many, [c.payload for c in calls])  # type: ignore[union-attr]
+        if outputs is None:  # the group failed together: score each alone so only the culprit loses out
+            results.update((i, _score_one(batch[i].shadow)) for i in indices)  # type: ignore[arg-type]
+        else:
+            results.update((i, _as_output(out)) for i, out in zip(indices, outputs, strict=True))
+    return results
+
+
+def _call_many(score_many: Callable[[list[Any]], list[Any]], payloads: list[Any]) -> list[Any] | None:
+    if len(payloads) == 1:
+        return None  # scored by _score_one, which reports the failure itself
     try:
-        output = shadow()
+        outputs = score_many(payloads)
+    except Exception:  # a challenger bug or one bad payload: retried record by record
+        return None
+    return outputs if isinstance(outputs, list) and len(outputs) == len(payloads) else None
+
+
+def _score_one(call: ShadowCall) -> ShadowResult:
+    try:
+        outputs = call.score_many([call.payload])
     except Exception as err:  # a challenger bug costs its output, never the log row
         return None, f"{type(err).__name__}: {err}"
+    if not isinstance(outputs, list) or len(outputs) != 1:
+        return None, f"TypeError: shadow returned {type(outputs).__name__}, expected a list of one output"
+    return _as_output(outputs[0])
+
+
+def _as_output(output: Any) -> ShadowResult:
     if not isinstance(output, dict):
         return None, f"TypeError: shadow returned {type(output).__name__}, expected dict"
     return output, None

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from governance import rollout
@@ -29,7 +30,7 @@ from serving import metrics
 from serving.advice import Advice
 from serving.auth import KeyRing
 from serving.context import FeatureContext, context_signature
-from serving.prediction_log import LoggedPrediction, LoggedRecommendation, PredictionLogWriter
+from serving.prediction_log import LoggedPrediction, LoggedRecommendation, PredictionLogWriter, ShadowCall
 from serving.routing import CHALLENGER, CHAMPION, recommendation_status, route
 
 log = logging.getLogger("mesops.serving")
@@ -234,20 +235,26 @@ class ServingRuntime:
         line_id: str | None,
         correlation_id: str,
         features: dict[str, Any],
-        score: Callable[[Any], dict[str, Any]],
+        score_many: Callable[[Any, list[Any]], list[dict[str, Any]]],
+        payload: Any,
         started: float,
     ) -> None:
-        """Queue the prediction and its recommendation for the log; the other arm is scored in the writer."""
+        """Queue the prediction and its recommendation for the log; the other arm is scored in the writer.
+
+        ``score_many(forecaster, payloads)`` scores several requests' payloads with one model: the writer
+        scores the challenger of a whole batch of shadow records with one call.
+        """
         arms, now = scored.arms, datetime.now(UTC)
         champion_output = scored.output if scored.answered_by == CHAMPION else None
         challenger_output = scored.output if scored.answered_by == CHALLENGER else None
         shadow = None
         if arms.challenger_version is not None:
-            if scored.answered_by == CHAMPION:
-                challenger = arms.challenger
-                shadow = lambda: score(challenger)  # noqa: E731  (runs in the writer thread, off the request path)
+            if scored.answered_by == CHAMPION:  # scored in the writer thread, off the request path
+                shadow = ShadowCall(
+                    (arms.model_name, arms.challenger_version), partial(score_many, arms.challenger), payload
+                )
             else:
-                champion_output = score(arms.champion)  # the challenger answers a minority: score inline
+                champion_output = score_many(arms.champion, [payload])[0]  # a minority of requests: inline
         recommendation = LoggedRecommendation(
             recommendation_id=scored.recommendation_id,
             model_name=arms.model_name,

@@ -31,14 +31,31 @@ def check_features(features: Mapping[str, Any], expected: list[str]) -> None:
 
 def score_failure(forecaster: Any, features: Mapping[str, Any]) -> dict[str, Any]:
     """Calibrated probability, the alarm and the threshold it was judged against."""
-    probability = float(forecaster.predict_proba_records([features])[0])
-    threshold, _ = forecaster.fitted()
-    return {"probability": probability, "alarm": probability >= threshold, "threshold": float(threshold)}
+    return score_failure_many(forecaster, [features])[0]
+
+
+def score_failure_many(forecaster: Any, records: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """:func:`score_failure` of several requests with one model predict (shadow scoring of a log batch)."""
+    threshold = float(forecaster.fitted()[0])
+    return [
+        {"probability": p, "alarm": p >= threshold, "threshold": threshold}
+        for p in map(float, forecaster.predict_proba_records(records))
+    ]
 
 
 def score_yield(forecaster: Any, features: Mapping[str, Any]) -> dict[str, Any]:
     """Expected yield fraction of the order."""
-    return {"yield_fraction": float(forecaster.predict_records([features])[0])}
+    return score_yield_many(forecaster, [features])[0]
+
+
+def score_yield_many(forecaster: Any, records: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """:func:`score_yield` of several orders with one model predict."""
+    return [{"yield_fraction": float(y)} for y in forecaster.predict_records(records)]
+
+
+def score_consumption_many(forecaster: Any, days: list[pd.DataFrame]) -> list[dict[str, Any]]:
+    """:func:`score_consumption` of several meter-days (one predict per day: few requests, many rows each)."""
+    return [score_consumption(forecaster, rows) for rows in days]
 
 
 def score_consumption(forecaster: Any, rows: pd.DataFrame) -> dict[str, Any]:

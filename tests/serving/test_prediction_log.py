@@ -23,6 +23,7 @@ from serving.prediction_log import (
     LogOverloadedError,
     LogWriterStateError,
     PredictionLogWriter,
+    ShadowCall,
 )
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -197,6 +198,11 @@ def test_flush_writes_at_once_without_waiting_for_a_full_batch(url: str, make_wr
     assert list(_recommendation_rows(url)) == ["rec-0002"]
 
 
+def _alone(score: Callable[[], Any], group: str = "solo") -> ShadowCall:
+    """A shadow call scoring one record with ``score`` (each payload-less record scored the same way)."""
+    return ShadowCall(group, lambda payloads: [score() for _ in payloads], None)
+
+
 def test_shadow_runs_in_the_writer_thread_and_fills_challenger_output(
     url: str, make_writer: MakeWriter
 ) -> None:
@@ -208,7 +214,7 @@ def test_shadow_runs_in_the_writer_thread_and_fills_challenger_output(
         return {"probability": 0.35}
 
     writer = make_writer(url, on_written=batches.append)
-    writer.submit(_record(1, answered_by="champion", phase="shadow", shadow=shadow))
+    writer.submit(_record(1, answered_by="champion", phase="shadow", shadow=_alone(shadow)))
     writer.flush()
     assert threads == [(THREAD_NAME, threads[0][1])] and threads[0][1] != threading.get_ident()
     assert _log_rows(url)["req-0001"]["challenger_output"] == {"probability": 0.35}
@@ -221,9 +227,10 @@ def test_failing_shadow_still_writes_the_row_with_the_error(url: str, make_write
         raise ValueError("challenger artifact missing")
 
     writer = make_writer(url)
-    writer.submit(_record(1, shadow=broken))
-    writer.submit(_record(2, shadow=lambda: [0.3]))
-    writer.submit(_record(3, shadow=lambda: {"probability": 0.2}))
+    writer.submit(_record(1, shadow=_alone(broken, "a")))
+    writer.submit(_record(2, shadow=_alone(lambda: [0.3], "b")))
+    writer.submit(_record(3, shadow=_alone(lambda: {"probability": 0.2}, "c")))
+    writer.submit(_record(4, shadow=ShadowCall("d", lambda payloads: {"probability": 0.2}, None)))
     writer.flush()
     rows = _log_rows(url)
     assert rows["req-0001"]["challenger_output"] == {"error": "ValueError: challenger artifact missing"}
@@ -231,7 +238,50 @@ def test_failing_shadow_still_writes_the_row_with_the_error(url: str, make_write
         "error": "TypeError: shadow returned list, expected dict"
     }
     assert rows["req-0003"]["challenger_output"] == {"probability": 0.2}
-    assert (writer.shadow_errors, writer.written) == (2, 3)
+    assert rows["req-0004"]["challenger_output"] == {
+        "error": "TypeError: shadow returned dict, expected a list of one output"
+    }
+    assert (writer.shadow_errors, writer.written) == (3, 4)
+
+
+def test_shadows_of_one_group_are_scored_with_one_call_per_batch(url: str, make_writer: MakeWriter) -> None:
+    calls: list[tuple[str, list[int]]] = []
+
+    def scorer(model: str) -> Callable[[list[int]], list[dict[str, Any]]]:
+        def score_many(payloads: list[int]) -> list[dict[str, Any]]:
+            calls.append((model, list(payloads)))
+            return [{"model": model, "x": p} for p in payloads]
+
+        return score_many
+
+    writer = make_writer(url, batch_rows=100, flush_interval_s=60.0)
+    for n in range(1, 7):
+        model = "v2" if n % 3 else "v3"  # two challenger versions in one batch (a reload in between)
+        writer.submit(_record(n, shadow=ShadowCall(model, scorer(model), n)))
+    writer.flush()
+    assert sorted(calls) == [("v2", [1, 2, 4, 5]), ("v3", [3, 6])]
+    rows = _log_rows(url)
+    assert [rows[f"req-{n:04d}"]["challenger_output"] for n in (1, 3)] == [
+        {"model": "v2", "x": 1},
+        {"model": "v3", "x": 3},
+    ]
+
+
+def test_one_bad_payload_costs_only_its_own_shadow_output(url: str, make_writer: MakeWriter) -> None:
+    def score_many(payloads: list[float]) -> list[dict[str, Any]]:
+        return [{"half": 1 / p} for p in payloads]  # payload 0 breaks the whole call
+
+    writer = make_writer(url, batch_rows=100, flush_interval_s=60.0)
+    for n, payload in enumerate([2.0, 0.0, 4.0], start=1):
+        writer.submit(_record(n, shadow=ShadowCall("g", score_many, payload)))
+    writer.flush()
+    rows = _log_rows(url)
+    assert [rows[f"req-{n:04d}"]["challenger_output"] for n in (1, 2, 3)] == [
+        {"half": 0.5},
+        {"error": "ZeroDivisionError: float division by zero"},
+        {"half": 0.25},
+    ]
+    assert writer.shadow_errors == 1
 
 
 def test_close_writes_what_is_pending_and_is_idempotent(url: str) -> None:

@@ -266,6 +266,10 @@ def test_metrics_and_openapi_are_served(service) -> None:  # type: ignore[no-unt
     assert "mesops_predictions_total" in metrics and "mesops_prediction_latency_seconds_bucket" in metrics
     spec = httpx.get(f"{service.url}/docs.json").json()
     assert {"/v1/failure/risk", "/v1/feedback", "/v1/outcomes"} <= set(spec["paths"])
+    feedback = spec["paths"]["/v1/feedback"]["post"]
+    assert feedback["x-mesops-roles"] == ["planner"] and {"ApiKey": []} in feedback["security"]
+    assert set(feedback["responses"]) == {"200", "400", "401", "403", "404", "409", "503"}
+    assert spec["components"]["securitySchemes"]["ApiKey"]["name"] == "X-API-Key"
 
 
 def test_a_demo_day_is_answered_decided_and_resolved(service) -> None:  # type: ignore[no-untyped-def]
