@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
@@ -79,13 +80,19 @@ def set_phase(
     actor: str,
     actor_role: audit.Role,
     reason: str,
+    evidence: dict[str, Any] | None = None,
 ) -> audit.AuditEntry:
-    """Put the model's current challenger in ``phase``; audited with the policy's version and hash."""
+    """Put the model's current challenger in ``phase``; audited with the policy's version and hash.
+
+    ``evidence`` (e.g. the gate evaluation that decided it) is added to the audit entry's evidence.
+    """
     if policy.model != model_name:
         raise RolloutError(f"policy {policy.ref} is not the policy of {model_name}")
     for attempt in range(_AUDIT_ATTEMPTS):
         try:
-            return _set_phase_once(db_url, model_name, phase, policy, actor, actor_role, reason)
+            return _set_phase_once(
+                db_url, model_name, phase, policy, actor, actor_role, reason, evidence or {}
+            )
         except (IntegrityError, OperationalError):
             # the audit sequence number was taken by a concurrent writer: try the whole change again
             time.sleep(0.01 * (attempt + 1))
@@ -100,6 +107,7 @@ def _set_phase_once(
     actor: str,
     actor_role: audit.Role,
     reason: str,
+    extra_evidence: dict[str, Any],
 ) -> audit.AuditEntry:
     with database.session_scope(db_url) as session:
         challenger = session.get(ModelAlias, (model_name, CHALLENGER))
@@ -129,7 +137,8 @@ def _set_phase_once(
                 "to_phase": phase.value,
                 "policy": policy.ref,
                 "policy_sha256": policy.sha256,
-            },
+            }
+            | extra_evidence,
         )
         session.flush()
         return audit.append_in(session, event, now)

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mesops.gates_cli import approve, gates_app
 from mesops.keys_cli import app as keys_app
 from mesops.models_cli import ModelsCliError, models_app
 from mesops.rollout_cli import rollout_app
@@ -35,6 +36,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
 app.add_typer(rollout_app, name="rollout")
+app.add_typer(gates_app, name="gates")
+app.command("approve")(approve)
 
 console = Console()
 err_console = Console(stderr=True)

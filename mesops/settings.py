@@ -136,6 +136,18 @@ class Settings(BaseSettings):
         description="Rows that may wait for the database; beyond it requests get 503 instead of being "
         "answered without a log row.",
     )
+    drift_reference_rows: int = Field(
+        default=5_000,
+        ge=100,
+        description="Training rows kept with each registered version as its drift reference (a seeded sample "
+        "of the exact training features).",
+    )
+    monitoring_window_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="Served traffic the drift report and the gate signals look at: the last this many days of "
+        "the challenger's current phase (or of the champion when there is no challenger).",
+    )
     policies_dir: Path | None = Field(
         default=None,
         description="Folder of the phase policy YAML files; default: the policies shipped with mesops "
@@ -184,6 +196,11 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Drift reports and governance reports (HTML and JSON); no personal data."""
+        return self.home / "reports"
 
     @property
     def resolved_database_url(self) -> str:

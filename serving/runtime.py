@@ -24,6 +24,7 @@ from governance.api_keys import active_keys
 from governance.phase_policy import Phase, PhasePolicy, load_policies
 from governance.recommendations import pending_count
 from governance.registry import Registry, model_name
+from governance.signals import would_disagree
 from mesops import database
 from mesops.settings import Settings
 from serving import metrics
@@ -304,17 +305,6 @@ class ServingRuntime:
                 metrics.SHADOW_ERRORS.labels(record.model_name).inc()
                 continue
             metrics.SHADOW_SCORED.labels(record.model_name).inc()
-            if _disagree(record.champion_output, record.challenger_output):
+            if would_disagree(record.champion_output, record.challenger_output):
                 metrics.SHADOW_DISAGREEMENTS.labels(record.model_name).inc()
         metrics.LOG_PENDING.set(self.writer.pending)
-
-
-def _disagree(champion: dict[str, Any], challenger: dict[str, Any]) -> bool:
-    """Would the two arms have recommended differently? (alarm for failure, else a >5 % relative gap)."""
-    if "alarm" in champion and "alarm" in challenger:
-        return bool(champion["alarm"]) != bool(challenger["alarm"])
-    for key in ("yield_fraction", "total_kwh"):
-        if key in champion and key in challenger:
-            a, b = float(champion[key]), float(challenger[key])
-            return abs(a - b) > 0.05 * max(abs(a), abs(b), 1e-9)
-    return False

@@ -26,8 +26,12 @@ def test_every_model_has_a_policy_with_its_hash() -> None:
     [
         (("challenger_share: 0.2", "challenger_share: 1.5"), "phases.approval.challenger_share"),
         (("low_risk_classes: [no_action]", "low_risk_classes: []"), "phases.autonomous.low_risk_classes"),
-        (("version: 1.0.0", "version: one"), "version"),
+        (("version: 1.1.0", "version: one"), "version"),
         (("  shadow:\n", "  shadowy:\n"), "phases.shadowy"),
+        (("{signal: predictions, at_least: 100}", "{signal: predictions}"), "exactly one of at_least or at_most"),
+        (("{signal: predictions, at_least: 100}", "{signal: speed, at_least: 1}"), "gates.shadow.advance.1.signal"),
+        (("min_sample: 3}", "min_sample: -3}"), "min_sample"),
+        (("  champion:\n    keep:\n", "  champion:\n    hold:\n"), "gates.champion"),
     ],
 )
 def test_invalid_policy_names_field_and_rule(tmp_path: Path, change: tuple[str, str], message: str) -> None:
