@@ -28,8 +28,14 @@ def test_every_model_has_a_policy_with_its_hash() -> None:
         (("low_risk_classes: [no_action]", "low_risk_classes: []"), "phases.autonomous.low_risk_classes"),
         (("version: 1.1.0", "version: one"), "version"),
         (("  shadow:\n", "  shadowy:\n"), "phases.shadowy"),
-        (("{signal: predictions, at_least: 100}", "{signal: predictions}"), "exactly one of at_least or at_most"),
-        (("{signal: predictions, at_least: 100}", "{signal: speed, at_least: 1}"), "gates.shadow.advance.1.signal"),
+        (
+            ("{signal: predictions, at_least: 100}", "{signal: predictions}"),
+            "exactly one of at_least or at_most",
+        ),
+        (
+            ("{signal: predictions, at_least: 100}", "{signal: speed, at_least: 1}"),
+            "gates.shadow.advance.1.signal",
+        ),
         (("min_sample: 3}", "min_sample: -3}"), "min_sample"),
         (("  champion:\n    keep:\n", "  champion:\n    hold:\n"), "gates.champion"),
     ],
