@@ -6,6 +6,8 @@ tags (for the registry UI and searches). Promotion refuses a version whose linea
 
 from __future__ import annotations
 
+import hashlib
+import io
 from typing import Any
 
 import pandas as pd
@@ -15,6 +17,8 @@ from data_contracts.anonymization.attestation import frame_content_hash
 from models.evaluation import BaselineComparison
 
 TAG_PREFIX = "mesops.lineage."
+# Where a version's drift reference (a sample of its exact training rows' features) is kept in its run.
+REFERENCE_ARTIFACT = "reference/features.parquet"
 # Tag values stay short enough to read in the registry UI; the JSON artifact holds everything.
 _TAG_VALUE_LIMIT = 250
 _SHORT_HASH = 12
@@ -38,6 +42,54 @@ class DatasetFingerprint(BaseModel):
     def of(cls, frame: pd.DataFrame, batches: list[str]) -> DatasetFingerprint:
         """Fingerprint a frame read from the given batches."""
         return cls(rows=len(frame), sha256=fingerprint(frame), batches=sorted(batches))
+
+
+def reference_parquet(frame: pd.DataFrame) -> bytes:
+    """A reference frame as Parquet (no index): the exact bytes whose sha256 lineage records."""
+    buffer = io.BytesIO()
+    frame.reset_index(drop=True).to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def read_reference_parquet(data: bytes) -> pd.DataFrame:
+    """The reference frame back from its Parquet bytes."""
+    return pd.read_parquet(io.BytesIO(data))
+
+
+class ReferenceSample(BaseModel):
+    """The drift reference of a version: a seeded sample of its exact training rows' features.
+
+    Its columns are the feature keys the service logs for the model, plus ``prediction`` (the model's own
+    output on each row); ``features`` names the columns drift compares (ids such as series or day excluded).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    rows: int = Field(ge=0)
+    sha256: str = Field(pattern="^[0-9a-f]{64}$", description="sha256 of the Parquet artifact's bytes.")
+    artifact_path: str = REFERENCE_ARTIFACT
+    seed: int
+    split: str = Field(
+        description='The rows sampled: "train", or "train+validation" when the model was refit on both.'
+    )
+    source_rows: int = Field(
+        ge=0, description="Rows (consumption: series-days) of that split the sample was drawn from."
+    )
+    features: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(
+        cls, data: bytes, *, rows: int, seed: int, split: str, source_rows: int, features: list[str]
+    ) -> ReferenceSample:
+        """Describe the Parquet bytes of a reference frame (see :func:`reference_parquet`)."""
+        return cls(
+            rows=rows,
+            sha256=hashlib.sha256(data).hexdigest(),
+            seed=seed,
+            split=split,
+            source_rows=source_rows,
+            features=features,
+        )
 
 
 def baseline_summary(comparison: BaselineComparison) -> dict[str, Any]:
@@ -65,6 +117,9 @@ class Lineage(BaseModel):
         default_factory=dict, description="See baseline_summary: the comparison, its ratio and verdict."
     )
     anonymization_policy: str = ""
+    reference: ReferenceSample | None = Field(
+        default=None, description="The drift reference (None for versions registered before it existed)."
+    )
 
     def missing_fields(self) -> list[str]:
         """Names of the fields that are empty and make this lineage incomplete (empty list: complete)."""
@@ -97,6 +152,8 @@ class Lineage(BaseModel):
             "code_version": self.code_version,
             "anonymization_policy": self.anonymization_policy,
         }
+        if self.reference is not None:
+            tags["reference"] = f"{self.reference.sha256[:_SHORT_HASH]}:{self.reference.rows}"
         tags |= {f"training_window.{key}": value for key, value in sorted(self.training_window.items())}
         for key in ("metric", "model_value", "baseline_value", "ratio", "beats_baseline"):
             if key in self.baseline:

@@ -8,6 +8,7 @@ changes global MLflow state: every call goes through this object's own client an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
@@ -134,8 +135,15 @@ class Registry:
         lineage: Lineage,
         params: dict[str, object],
         input_example: pd.DataFrame,
+        *,
+        reference: bytes | None = None,
     ) -> RegisteredVersion:
-        """Log one run for a trained forecaster and register it as a new version of "mesops-<task>"."""
+        """Log one run for a trained forecaster and register it as a new version of "mesops-<task>".
+
+        ``reference``: the Parquet bytes of the drift reference that ``lineage.reference`` describes (both or
+        neither); logged at its artifact path.
+        """
+        _check_reference(lineage, reference)
         name = model_name(task)
         experiment_id = self._experiment(name)
         run = self.client.create_run(
@@ -144,6 +152,8 @@ class Registry:
         run_id = run.info.run_id
         try:
             self._log_run(run_id, report, lineage, params)
+            if reference is not None and lineage.reference is not None:
+                self._log_bytes(run_id, reference, lineage.reference.artifact_path)
             with tempfile.TemporaryDirectory() as tmp:
                 _save_pyfunc(Path(tmp) / MODEL_ARTIFACT, model, input_example)
                 self.client.log_artifacts(run_id, str(Path(tmp) / MODEL_ARTIFACT), MODEL_ARTIFACT)
@@ -194,6 +204,12 @@ class Registry:
         self.client.log_text(run_id, report.model_dump_json(indent=2), REPORT_ARTIFACT)
         self.client.log_text(run_id, lineage.model_dump_json(indent=2), LINEAGE_ARTIFACT)
         self.client.log_text(run_id, json.dumps(report.features, indent=2), FEATURES_ARTIFACT)
+
+    def _log_bytes(self, run_id: str, data: bytes, artifact_path: str) -> None:
+        folder, _, file_name = artifact_path.rpartition("/")
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / file_name).write_bytes(data)
+            self.client.log_artifact(run_id, str(Path(tmp) / file_name), folder or None)
 
     # --- reading --------------------------------------------------------------------------------------
     def versions(self, name: str) -> list[VersionInfo]:
@@ -263,6 +279,15 @@ class Registry:
         """The evaluation report logged with a version's run."""
         return EvaluationReport.model_validate_json(self._artifact_text(name, version, REPORT_ARTIFACT))
 
+    def artifact_bytes(self, name: str, version: str, artifact: str) -> bytes | None:
+        """The bytes of one artifact of a version's run, or None when the run has no such artifact."""
+        run_id = self.version(name, version).run_id
+        folder = artifact.rpartition("/")[0]
+        if artifact not in {a.path for a in self.client.list_artifacts(run_id, folder or None)}:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            return Path(self.client.download_artifacts(run_id, artifact, tmp)).read_bytes()
+
     def _artifact_text(self, name: str, version: str, artifact: str) -> str:
         run_id = self.version(name, version).run_id
         with tempfile.TemporaryDirectory() as tmp:
@@ -280,6 +305,22 @@ def _save_pyfunc(path: Path, model: object, input_example: pd.DataFrame) -> None
         input_example=input_example,
         pip_requirements=[f"{package}=={metadata.version(package)}" for package in _REQUIREMENTS],
     )
+
+
+def _check_reference(lineage: Lineage, reference: bytes | None) -> None:
+    """The reference bytes and their lineage record come together and agree (checked before any run)."""
+    record = lineage.reference
+    if (record is None) != (reference is None):
+        raise ValueError(
+            "reference: give the drift reference's bytes together with lineage.reference, or neither"
+        )
+    if record is not None and reference is not None:
+        digest = hashlib.sha256(reference).hexdigest()
+        if digest != record.sha256:
+            raise ValueError(
+                f"reference: its bytes hash to {digest[:12]}…, lineage.reference.sha256 says "
+                f"{record.sha256[:12]}…"
+            )
 
 
 def _info(version: Any) -> VersionInfo:

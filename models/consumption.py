@@ -17,7 +17,7 @@ import pandas as pd
 
 from models.consumption_features import DEFAULT_FEATURES, FEATURES, SeriesSpec, build_features
 from models.evaluation import BaselineComparison, EvaluationReport, SliceMetrics
-from models.splits import split_by_time
+from models.splits import TimeSplit, split_by_time
 
 log = logging.getLogger(__name__)
 
@@ -284,19 +284,18 @@ def _slices(frame: pd.DataFrame) -> list[SliceMetrics]:
     return out
 
 
-def train_and_evaluate(
+def consumption_split(
     readings: pd.DataFrame,
     spec: SeriesSpec,
-    dataset: str,
     test_start: pd.Timestamp | None = None,
     config: ConsumptionConfig | None = None,
     test_share: float = 0.2,
-) -> tuple[ConsumptionForecaster, EvaluationReport]:
-    """Build features once, split target days in time (train / calibration / test), fit, evaluate on test."""
+) -> TimeSplit:
+    """Feature rows with a known target, cut by target day into train / calibration / test."""
     config = config or ConsumptionConfig()
     features = build_features(readings, spec)
     features = features[features["target"].notna()].reset_index(drop=True)
-    split = split_by_time(
+    return split_by_time(
         features,
         "target_day",
         # split_by_time takes shares of the whole span: calibration_share is of the span before the test
@@ -304,6 +303,25 @@ def train_and_evaluate(
         test_share=test_share,
         test_start=test_start,
     )
+
+
+def train_and_evaluate(
+    readings: pd.DataFrame,
+    spec: SeriesSpec,
+    dataset: str,
+    test_start: pd.Timestamp | None = None,
+    config: ConsumptionConfig | None = None,
+    test_share: float = 0.2,
+    *,
+    split: TimeSplit | None = None,
+) -> tuple[ConsumptionForecaster, EvaluationReport]:
+    """Build features once, split target days in time (train / calibration / test), fit, evaluate on test.
+
+    ``split``: a :func:`consumption_split` of the same arguments already made (the caller keeps its training
+    rows, e.g. for lineage).
+    """
+    config = config or ConsumptionConfig()
+    split = split or consumption_split(readings, spec, test_start, config, test_share)
     forecaster = ConsumptionForecaster(spec, config).fit(split.train, split.validation)
     report = forecaster.evaluate(
         split.test,

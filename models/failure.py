@@ -33,7 +33,7 @@ from models.failure_metrics import (
     ranking_metrics,
     reliability_bins,
 )
-from models.splits import split_by_time
+from models.splits import TimeSplit, split_by_time
 
 log = logging.getLogger(__name__)
 
@@ -326,15 +326,26 @@ def failure_dataset(
     return pd.concat([rows, labels.rename(LABEL), features], axis=1)
 
 
+def failure_split(
+    tables: Mapping[str, pd.DataFrame], validation_share: float = 0.15, test_share: float = 0.15
+) -> TimeSplit:
+    """The failure dataset cut by forecast time: train, validation (calibration, threshold), test."""
+    return split_by_time(failure_dataset(tables), TIME_COLUMN, validation_share, test_share)
+
+
 def train_failure_forecaster(
     tables: Mapping[str, pd.DataFrame],
     params: FailureModelParams | None = None,
     validation_share: float = 0.15,
     test_share: float = 0.15,
+    *,
+    split: TimeSplit | None = None,
 ) -> tuple[FailureForecaster, EvaluationReport]:
-    """Build the dataset from simulator or curated tables, split by time, fit, and evaluate on the last slice."""
-    data = failure_dataset(tables)
-    split = split_by_time(data, TIME_COLUMN, validation_share, test_share)
+    """Build the dataset from simulator or curated tables, split by time, fit, and evaluate on the last slice.
+
+    ``split``: a :func:`failure_split` already made (the caller keeps its training rows, e.g. for lineage).
+    """
+    split = split or failure_split(tables, validation_share, test_share)
     names = feature_names()
     forecaster = FailureForecaster(params).fit(
         split.train[names], split.train[LABEL], split.validation[names], split.validation[LABEL]

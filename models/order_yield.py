@@ -265,11 +265,16 @@ def train_and_evaluate(
     tables: Mapping[str, pd.DataFrame],
     config: YieldModelConfig | None = None,
     dataset: str = "simulator",
+    *,
+    split: TimeSplit | None = None,
 ) -> tuple[YieldForecaster, EvaluationReport]:
-    """Build rows, split by release time, fit baseline and forecaster on the past, report on the test slice."""
+    """Build rows, split by release time, fit baseline and forecaster on the past, report on the test slice.
+
+    ``split``: ``split_rows(training_rows(tables, config.features), config)`` already made (the caller keeps
+    its training rows, e.g. for lineage).
+    """
     config = config or YieldModelConfig()
-    rows = training_rows(tables, config.features)
-    split = split_rows(rows, config)
+    split = split or split_rows(training_rows(tables, config.features), config)
     history = pd.concat([split.train, split.validation], ignore_index=True)
     baseline = ProductMeanBaseline().fit(history)
     forecaster = YieldForecaster(config).fit(split.train, split.validation)

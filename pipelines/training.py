@@ -22,22 +22,32 @@ from sqlalchemy import select
 from data_contracts.anonymization.attestation import frame_content_hash
 from data_contracts.contract import Contract
 from governance import audit
-from governance.lineage import DatasetFingerprint, Lineage, baseline_summary
+from governance.lineage import (
+    DatasetFingerprint,
+    Lineage,
+    ReferenceSample,
+    baseline_summary,
+    reference_parquet,
+)
 from governance.promotion import current_version, promote
 from governance.registry import Registry
 from mesops import database
 from mesops.settings import Settings
 from mesops.tables import TableLoad
+from models.consumption import consumption_split
 from models.consumption import train_and_evaluate as train_consumption
 from models.consumption_features import ENERGY_READINGS, build_features
 from models.evaluation import EvaluationReport
-from models.failure import failure_dataset, train_failure_forecaster
+from models.failure import failure_dataset, failure_split, train_failure_forecaster
 from models.failure_features import feature_names
+from models.order_yield import YieldModelConfig, split_rows, training_rows
 from models.order_yield import train_and_evaluate as train_yield
 from models.yield_features import build_yield_features
 from pipelines.zones import ZoneStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Seed of the drift reference's row sample (recorded in lineage with it).
+REFERENCE_SEED = 0
 
 # The curated tables each forecaster learns from.
 TASK_TABLES: dict[str, tuple[str, ...]] = {
@@ -63,6 +73,17 @@ class DatasetInput:
     attestations: list[str]
 
 
+@dataclass(frozen=True)
+class Reference:
+    """A candidate's drift reference: the sampled rows (features + prediction) and how they were drawn."""
+
+    frame: pd.DataFrame
+    features: list[str]
+    seed: int
+    split: str
+    source_rows: int
+
+
 @dataclass
 class Candidate:
     """A trained forecaster waiting for registration."""
@@ -73,6 +94,19 @@ class Candidate:
     input_example: pd.DataFrame
     params: dict[str, Any]
     datasets: list[DatasetInput] = field(default_factory=list)
+    reference: Reference | None = None  # None in candidates pickled before references existed
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What a trainer returns: the model, its report, an input example, params, and its exact training rows."""
+
+    model: Any
+    report: EvaluationReport
+    input_example: pd.DataFrame
+    params: dict[str, Any]
+    training: pd.DataFrame
+    split: str  # which split the training rows are: "train", or "train+validation" when refit on both
 
 
 def curated_tables(store: ZoneStore, names: tuple[str, ...]) -> dict[str, pd.DataFrame]:
@@ -111,41 +145,107 @@ def _latest_loads(settings: Settings) -> dict[tuple[str, str], TableLoad]:
         return {(load.batch_id, load.table_name): load for load in loads}
 
 
-def _train_failure(tables: dict[str, pd.DataFrame]) -> tuple[Any, EvaluationReport, pd.DataFrame, dict]:
-    model, report = train_failure_forecaster(tables)
+def _train_failure(tables: dict[str, pd.DataFrame]) -> Trained:
+    split = failure_split(tables)
+    model, report = train_failure_forecaster(tables, split=split)
     example = failure_dataset(tables).tail(5)[feature_names()]
-    return model, report, example, {"model": "lightgbm", **model.params.model_dump()}
+    params = {"model": "lightgbm", **model.params.model_dump()}
+    return Trained(model, report, example, params, split.train, "train")
 
 
-def _train_yield(tables: dict[str, pd.DataFrame]) -> tuple[Any, EvaluationReport, pd.DataFrame, dict]:
-    model, report = train_yield(tables)
+def _train_yield(tables: dict[str, pd.DataFrame]) -> Trained:
+    config = YieldModelConfig()
+    split = split_rows(training_rows(tables, config.features), config)
+    model, report = train_yield(tables, config, split=split)
     orders = tables["production_orders"].tail(5)
     example = build_yield_features(tables, orders).reset_index(drop=True)
-    return model, report, example, {"model": "lightgbm", "features": len(example.columns)}
+    # the final booster is refit on train + validation (validation only picks the rounds): both are training
+    training = pd.concat([split.train, split.validation], ignore_index=True)
+    params = {"model": "lightgbm", "features": len(example.columns)}
+    return Trained(model, report, example, params, training, "train+validation")
 
 
-def _train_consumption(tables: dict[str, pd.DataFrame]) -> tuple[Any, EvaluationReport, pd.DataFrame, dict]:
+def _train_consumption(tables: dict[str, pd.DataFrame]) -> Trained:
     readings = tables["energy_readings"]
-    model, report = train_consumption(readings, ENERGY_READINGS, dataset="curated energy_readings")
+    split = consumption_split(readings, ENERGY_READINGS)
+    model, report = train_consumption(
+        readings, ENERGY_READINGS, dataset="curated energy_readings", split=split
+    )
     example = build_features(readings, ENERGY_READINGS).dropna(subset=["target"]).tail(5)
     example = example[["series", "group", "target_day", "ts", *model.config.features]].reset_index(drop=True)
-    return model, report, example, {"model": "lightgbm", "coverage": model.config.coverage}
+    params = {"model": "lightgbm", "coverage": model.config.coverage}
+    return Trained(model, report, example, params, split.train, "train")
 
 
-TRAINERS: dict[str, Callable[[dict[str, pd.DataFrame]], tuple[Any, EvaluationReport, pd.DataFrame, dict]]] = {
+TRAINERS: dict[str, Callable[[dict[str, pd.DataFrame]], Trained]] = {
     "failure": _train_failure,
     "yield": _train_yield,
     "consumption": _train_consumption,
 }
 
 
+def reference_sample(task: str, trained: Trained, max_rows: int, seed: int = REFERENCE_SEED) -> Reference:
+    """A seeded sample of the exact training rows, keyed like the service's prediction log, plus the prediction.
+
+    The columns are the keys serving logs in ``prediction_log.features`` for the task (serving/service.py):
+    failure and yield, the model's feature dict; consumption, ``series``, ``day``, ``rows`` and the first
+    quarter-hour's feature row of the day (one reference row per series and day). ``prediction`` is the
+    model's output as the service reports it: failure probability, yield fraction, the day's total kWh.
+    """
+    model, training = trained.model, trained.training
+    if task == "consumption":
+        return _consumption_reference(model, training, trained.split, max_rows, seed)
+    sample = training.sample(n=min(max_rows, len(training)), random_state=seed).sort_index()
+    frame = sample[list(model.features)].reset_index(drop=True)
+    if task == "failure":
+        prediction = model.predict_proba(frame)
+    elif task == "yield":
+        prediction = model.predict(frame).to_numpy()
+    else:
+        raise TrainingError(f"task: no drift reference is defined for {task!r}")
+    return Reference(
+        frame.assign(prediction=prediction), list(model.features), seed, trained.split, len(training)
+    )
+
+
+def _consumption_reference(
+    model: Any, training: pd.DataFrame, split: str, max_rows: int, seed: int
+) -> Reference:
+    days = training[["series", "target_day"]].drop_duplicates()
+    chosen = days.sample(n=min(max_rows, len(days)), random_state=seed).sort_index()
+    rows = training.merge(chosen, on=["series", "target_day"])
+    forecast = model.predict_features(rows)
+    totals = forecast.groupby(["series", "target_day"])["forecast"].agg(["sum", "size"])
+    # the service logs the day's first quarter-hour (slot 0); a day whose slot 0 had no reading has no such row
+    first = rows[rows["slot"] == 0].set_index(["series", "target_day"]).join(totals, how="inner")
+    first = first.reset_index().sort_values(["target_day", "series"], kind="stable")
+    feature_columns = [c for c in training.columns if c not in ("series", "group", "target_day", "ts")]
+    frame = pd.DataFrame(
+        {
+            "series": first["series"].astype(str).to_numpy(),
+            "day": pd.to_datetime(first["target_day"]).dt.date.map(lambda d: d.isoformat()).to_numpy(),
+            "rows": first["size"].astype("int64").to_numpy(),
+        }
+    )
+    for column in feature_columns:
+        frame[column] = first[column].to_numpy()
+    frame["prediction"] = first["sum"].astype(float).to_numpy()
+    return Reference(frame, list(model.config.features), seed, split, len(days))
+
+
 def train_candidate(settings: Settings, contracts: dict[str, Contract], task: str) -> Candidate:
     """Train one forecaster on every curated batch of its tables and keep it as the task's candidate."""
     store = ZoneStore(settings.home)
     tables = curated_tables(store, TASK_TABLES[task])
-    model, report, example, params = TRAINERS[task](tables)
+    trained = TRAINERS[task](tables)
     candidate = Candidate(
-        task, model, report, example, params, dataset_inputs(settings, store, contracts, tables)
+        task,
+        trained.model,
+        trained.report,
+        trained.input_example,
+        trained.params,
+        dataset_inputs(settings, store, contracts, tables),
+        reference_sample(task, trained, settings.drift_reference_rows),
     )
     save_candidate(settings, candidate)
     return candidate
@@ -212,9 +312,15 @@ class Registration:
 
 
 def build_lineage(
-    settings: Settings, candidate: Candidate, dagster_run_id: str, asset_keys: list[str]
+    settings: Settings,
+    candidate: Candidate,
+    dagster_run_id: str,
+    asset_keys: list[str],
+    *,
+    reference: ReferenceSample | None = None,
 ) -> Lineage:
-    """The lineage document of a candidate: contracts, exact-row hashes, attestations, window, run, code."""
+    """The lineage document of a candidate: contracts, exact-row hashes, attestations, window, run, code,
+    and the drift reference's record when given."""
     return Lineage(
         contracts=sorted({d.contract for d in candidate.datasets}),
         datasets={
@@ -228,7 +334,22 @@ def build_lineage(
         code_version=code_version(),
         baseline=baseline_summary(candidate.report.baseline),
         anonymization_policy=settings.anonymization_policy_version,
+        reference=reference,
     )
+
+
+def reference_record(reference: Reference) -> tuple[ReferenceSample, bytes]:
+    """The lineage record of a drift reference and the Parquet bytes it describes."""
+    data = reference_parquet(reference.frame)
+    record = ReferenceSample.of(
+        data,
+        rows=len(reference.frame),
+        seed=reference.seed,
+        split=reference.split,
+        source_rows=reference.source_rows,
+        features=reference.features,
+    )
+    return record, data
 
 
 def register_candidate(
@@ -237,9 +358,16 @@ def register_candidate(
     """Register the task's candidate in MLflow with its lineage (audited); the first version becomes champion."""
     candidate = load_candidate(settings, task)
     registry = Registry.from_settings(settings)
-    lineage = build_lineage(settings, candidate, dagster_run_id, asset_keys)
+    record, data = (None, None) if candidate.reference is None else reference_record(candidate.reference)
+    lineage = build_lineage(settings, candidate, dagster_run_id, asset_keys, reference=record)
     registered = registry.register(
-        task, candidate.model, candidate.report, lineage, candidate.params, candidate.input_example
+        task,
+        candidate.model,
+        candidate.report,
+        lineage,
+        candidate.params,
+        candidate.input_example,
+        reference=data,
     )
     url = settings.resolved_database_url
     actor = f"dagster:{dagster_run_id}"

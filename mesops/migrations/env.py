@@ -3,7 +3,8 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-# imported for their side effect: they register the rollout and serving tables on Base.metadata
+# imported for their side effect: they register the monitoring, rollout and serving tables on Base.metadata
+import mesops.monitoring_tables
 import mesops.rollout_tables
 import mesops.serving_tables  # noqa: F401
 from mesops.tables import Base

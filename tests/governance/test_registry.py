@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from governance.lineage import TAG_PREFIX, DatasetFingerprint, Lineage, baseline_summary, fingerprint
+from governance.lineage import (
+    REFERENCE_ARTIFACT,
+    TAG_PREFIX,
+    DatasetFingerprint,
+    Lineage,
+    ReferenceSample,
+    baseline_summary,
+    fingerprint,
+    read_reference_parquet,
+    reference_parquet,
+)
 from governance.registry import BEATS_BASELINE_TAG, RegisteredVersion, Registry, UnknownVersionError
 from models.evaluation import BaselineComparison, EvaluationReport
 
@@ -178,3 +189,57 @@ def test_unknown_versions_models_and_aliases_are_named(
         registry.load(NAME, "canary")
     assert registry.alias_version("mesops-nothing", "champion") is None
     assert registry.versions("mesops-nothing") == []
+
+
+# --- the drift reference --------------------------------------------------------------------------------
+REFERENCE_MODEL = "mesops-yield"  # its own registered model: the versions above stay 1 and 2
+
+
+def _with_reference(frame: pd.DataFrame) -> tuple[Lineage, bytes]:
+    data = reference_parquet(frame)
+    record = ReferenceSample.of(
+        data, rows=len(frame), seed=3, split="train", source_rows=40, features=["kw", "load"]
+    )
+    return _lineage(_report()).model_copy(update={"reference": record}), data
+
+
+def test_reference_round_trips_with_its_hash_in_lineage(registry: Registry) -> None:
+    frame = FRAME.assign(prediction=ScaledForecaster(2.0).predict(FRAME))
+    lineage, data = _with_reference(frame)
+    made = registry.register("yield", ScaledForecaster(2.0), _report(), lineage, {}, FRAME, reference=data)
+    stored = registry.lineage(REFERENCE_MODEL, made.version).reference
+    assert stored is not None and stored == lineage.reference
+    assert (stored.rows, stored.seed, stored.split, stored.artifact_path) == (
+        4,
+        3,
+        "train",
+        REFERENCE_ARTIFACT,
+    )
+    back = registry.artifact_bytes(REFERENCE_MODEL, made.version, REFERENCE_ARTIFACT)
+    assert back is not None and hashlib.sha256(back).hexdigest() == stored.sha256
+    pd.testing.assert_frame_equal(read_reference_parquet(back), frame)
+    tag = registry.version(REFERENCE_MODEL, made.version).tags[TAG_PREFIX + "reference"]
+    assert tag == f"{stored.sha256[:12]}:4"
+
+
+def test_reference_bytes_must_match_their_lineage_record(registry: Registry) -> None:
+    lineage, data = _with_reference(FRAME.assign(prediction=1.0))
+    before = len(registry.versions(REFERENCE_MODEL))
+    with pytest.raises(ValueError, match="reference: its bytes hash to"):
+        registry.register(
+            "yield", ScaledForecaster(1.0), _report(), lineage, {}, FRAME, reference=data + b"x"
+        )
+    with pytest.raises(ValueError, match=r"together with lineage\.reference"):
+        registry.register(
+            "yield", ScaledForecaster(1.0), _report(), _lineage(_report()), {}, FRAME, reference=data
+        )
+    assert len(registry.versions(REFERENCE_MODEL)) == before  # refused before any run or version was made
+
+
+def test_versions_without_a_reference_still_load(registry: Registry, registered: RegisteredVersion) -> None:
+    old_document = _lineage(_report()).model_dump(mode="json")
+    old_document.pop("reference")
+    assert Lineage.model_validate(old_document).reference is None
+    assert registry.lineage(NAME, registered.version).reference is None
+    assert registry.artifact_bytes(NAME, registered.version, REFERENCE_ARTIFACT) is None
+    assert TAG_PREFIX + "reference" not in registry.version(NAME, registered.version).tags

@@ -69,6 +69,7 @@ def test_migrations_create_exactly_the_declared_tables(tmp_path) -> None:  # typ
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    import mesops.monitoring_tables
     import mesops.rollout_tables
     import mesops.serving_tables  # noqa: F401  (registers the tables the migrations must create)
     from mesops.tables import Base

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from governance import audit
+from governance.drift import reference_features
 from governance.promotion import current_version
 from governance.registry import Registry
 from pipelines.runner import ingest_batches, train_models
@@ -42,6 +43,11 @@ def test_train_job_makes_candidates_that_beat_their_baselines(settings) -> None:
         lineage = registry.lineage(name, "1")
         assert lineage.missing_fields() == [] and lineage.dagster_run_id == run.run_id
         assert f"curated/{TASK_SOURCES[task]}" in lineage.asset_keys
+        # the drift reference: a sample of the training rows, logged with its hash in lineage
+        reference = reference_features(registry, name, "1")
+        assert lineage.reference is not None
+        assert lineage.reference.rows == len(reference) <= settings.drift_reference_rows
+        assert set(lineage.reference.features) < set(reference.columns) and "prediction" in reference.columns
     assert audit.verify(url).ok
     actions = [(e.event.action, e.event.model_name) for e in audit.entries(url)]
     assert ("register", "mesops-yield") in actions and ("promote", "mesops-yield") in actions
