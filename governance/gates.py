@@ -187,11 +187,11 @@ def evidently_drift(
     settings: Settings, subject: Subject
 ) -> tuple[DriftSource, Callable[[], dict[str, Any] | None]]:
     """A drift source running the Evidently report for the subject's window (and the report's summary after)."""
-    from governance import drift
-
     done: dict[str, Any] = {}
 
     def source() -> tuple[float, bool, int]:
+        from governance import drift  # imported here: a failure is "could not compute", not a traceback
+
         result = drift.run_drift_report(
             settings,
             subject.model_name,
