@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
@@ -22,11 +22,14 @@ from governance import audit, rollout
 from governance.phase_policy import ChampionGate, Condition, PhasePolicy, PolicyError, load_policies
 from governance.promotion import CHALLENGER, CHAMPION
 from governance.registry import MODEL_PREFIX
-from governance.signals import DriftSource, Measurement, Subject, measure
+from governance.signals import DriftSource, DriftSummary, Measurement, Subject, measure
 from mesops import database
 from mesops.rollout_tables import ModelAlias
 from mesops.serving_tables import RolloutState
 from mesops.settings import Settings
+
+if TYPE_CHECKING:  # the drift module is imported where it runs (see evidently_drift)
+    from governance.drift import DriftResult
 
 EVALUATION_ACTION = "gate_evaluation"
 Status = Literal["pass", "fail", "pending"]
@@ -183,34 +186,93 @@ def _utc(moment: datetime) -> datetime:
 DriftRunner = Callable[[Settings, Subject], tuple[DriftSource, Callable[[], dict[str, Any] | None]]]
 
 
+def subject_drift_report(settings: Settings, subject: Subject) -> DriftResult:
+    """The Evidently drift report of the subject's version over exactly the subject's window (recorded).
+
+    Made from the first served row on: whether there are enough rows to judge is each drift condition's
+    ``min_sample`` (below it the condition is pending), never a fixed number here that could turn a condition
+    with enough rows into "could not compute".
+    """
+    from governance import drift  # imported here: a failure is "could not compute", not a traceback
+
+    return drift.run_drift_report(
+        settings,
+        subject.model_name,
+        subject.version,
+        until=subject.window_end,
+        window_days=(subject.window_end - subject.window_start) / timedelta(days=1),
+        min_rows=1,  # the drift conditions' min_sample decides when there are enough rows (pending below it)
+    )
+
+
+def _drift_summary(result: DriftResult, summary: DriftSummary) -> dict[str, Any]:
+    """What an evaluation keeps of the drift report it judged on."""
+    return {
+        "html": result.html_path,
+        "json": result.json_path,
+        "share_drifted": result.share_drifted,
+        "drifted_features": result.drifted_features,
+        "severity": summary.severity,
+        "worst_feature": summary.worst_feature,
+        "current_rows": result.current_rows,
+        "reference_rows": result.reference_rows,
+    }
+
+
 def evidently_drift(
     settings: Settings, subject: Subject
 ) -> tuple[DriftSource, Callable[[], dict[str, Any] | None]]:
     """A drift source running the Evidently report for the subject's window (and the report's summary after)."""
     done: dict[str, Any] = {}
 
-    def source() -> tuple[float, bool, int]:
-        from governance import drift  # imported here: a failure is "could not compute", not a traceback
-
-        result = drift.run_drift_report(
-            settings,
-            subject.model_name,
-            subject.version,
-            until=subject.window_end,
-            window_days=(subject.window_end - subject.window_start) / timedelta(days=1),
-        )
-        done["report"] = {
-            "html": result.html_path,
-            "json": result.json_path,
-            "share_drifted": result.share_drifted,
-            "drifted_features": result.drifted_features,
-            "current_rows": result.current_rows,
-            "reference_rows": result.reference_rows,
-        }
-        prediction_drifted = bool(result.prediction is not None and result.prediction.drifted)
-        return result.share_drifted, prediction_drifted, result.current_rows
+    def source() -> DriftSummary:
+        result = subject_drift_report(settings, subject)
+        summary = result.summary()
+        done["report"] = _drift_summary(result, summary)
+        return summary
 
     return source, lambda: done.get("report")
+
+
+def recorded_drift(made: DriftResult | Exception) -> DriftRunner:
+    """A drift runner handing the gate a report already made for its subject's window (Evidently is not re-run).
+
+    ``made`` is what :func:`subject_drift_report` gave: the report, or the error that stopped it, raised again
+    so the drift conditions fail or wait exactly as when the gate runs the report itself. A report of another
+    version or window is refused (GateError: the condition fails, it never judges on other evidence).
+    """
+
+    def runner(
+        settings: Settings, subject: Subject
+    ) -> tuple[DriftSource, Callable[[], dict[str, Any] | None]]:
+        done: dict[str, Any] = {}
+
+        def source() -> DriftSummary:
+            if isinstance(made, Exception):
+                raise made
+            _same_window(made, subject)
+            summary = made.summary()
+            done["report"] = _drift_summary(made, summary)
+            return summary
+
+        return source, lambda: done.get("report")
+
+    return runner
+
+
+def _same_window(result: DriftResult, subject: Subject) -> None:
+    # the report's start is recomputed from a float number of days: allow it a second of rounding
+    slack = timedelta(seconds=1)
+    if (
+        (result.model_name, str(result.version)) != (subject.model_name, subject.version)
+        or abs(result.window_start - subject.window_start) > slack
+        or abs(result.window_end - subject.window_end) > slack
+    ):
+        raise GateError(
+            f"drift report: made for {result.model_name} version {result.version} over "
+            f"{result.window_start.isoformat()} to {result.window_end.isoformat()}; the gate evaluates version "
+            f"{subject.version} over {subject.window_start.isoformat()} to {subject.window_end.isoformat()}"
+        )
 
 
 def evaluate(
@@ -278,7 +340,7 @@ def _needs_rows(conditions: list[tuple[str, Condition]], source: DriftSource) ->
     return source if any(c.signal.startswith("drift.") for _, c in conditions) else _no_drift
 
 
-def _no_drift() -> tuple[float, bool, int]:
+def _no_drift() -> DriftSummary:
     raise GateError("no drift condition in this gate")
 
 

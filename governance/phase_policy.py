@@ -79,6 +79,9 @@ SIGNALS: dict[str, str] = {
     "days_in_phase": "days since the challenger entered its phase (or the champion its alias)",
     "realized.pr_auc": "failure: PR-AUC on predictions whose outcome arrived (sample: failures seen)",
     "realized.pr_auc.gain": "failure: PR-AUC of the version minus the champion's, same requests",
+    "realized.pr_auc.ratio": "failure: PR-AUC of the version over the champion's, same requests (a weak "
+    "forecaster's PR-AUC sits near the failure rate, where a difference says little and a ratio says how much "
+    "of the champion's skill is kept)",
     "realized.recall": "failure: recall at the decision threshold (sample: failures seen)",
     "realized.recall.gain": "failure: recall of the version minus the champion's, same requests",
     "realized.brier": "failure: Brier score (calibration; lower is better)",
@@ -91,6 +94,8 @@ SIGNALS: dict[str, str] = {
     "acceptance.lower_bound": "Wilson 95 % lower bound of the acceptance rate",
     "drift.share": "share of drifted features (Evidently) in the window vs the training reference",
     "drift.prediction": "1 when the version's predictions drifted from the reference's, else 0",
+    "drift.severity": "the worst feature's drift distance over its drift threshold (5: it moved five times as "
+    "far as Evidently calls drift; one broken or recalibrated sensor shows here before the share moves)",
     "latency.p99_ms": "99th percentile of request latency of the model in the window (ms)",
     "errors.rate": "share of the version's scorings that failed",
     "shadow.disagreement": "share of requests where champion and version would have recommended differently",

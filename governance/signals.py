@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,8 @@ from mesops.serving_tables import Outcome, PredictionLogEntry, Recommendation
 # The output key each family's realized accuracy and drift read.
 PREDICTION_KEY = {"failure": "probability", "yield": "yield_fraction", "consumption": "total_kwh"}
 DECIDED = ("ACCEPTED", "REJECTED", "MODIFIED")
+NOT_A_SIGNAL_OF = "not a signal of the {family} forecaster"  # the note of another family's realized signal
+DRIFT_SIGNALS = {"drift.share", "drift.prediction", "drift.severity"}
 WILSON_Z = 1.959964  # 95 % two-sided
 
 
@@ -67,7 +69,18 @@ class Acceptance:
     upper: float | None
 
 
-DriftSource = Callable[[], tuple[float, bool, int]]  # -> (share drifted, prediction drifted, current rows)
+@dataclass(frozen=True)
+class DriftSummary:
+    """What the gates read of a drift report (governance.drift.DriftResult.summary)."""
+
+    share_drifted: float
+    prediction_drifted: bool
+    severity: float  # the worst feature's drift distance over its threshold (see drift.DriftResult.severity)
+    worst_feature: str | None
+    rows: int  # served rows compared with the reference
+
+
+DriftSource = Callable[[], DriftSummary]
 
 
 def wilson_interval(successes: int, trials: int, z: float = WILSON_Z) -> tuple[float, float] | None:
@@ -102,15 +115,27 @@ def would_disagree(champion: dict[str, Any], challenger: dict[str, Any]) -> bool
 
 # --- reading the platform database ------------------------------------------------------------------------
 def served_rows(db_url: str, subject: Subject) -> pd.DataFrame:
-    """Log rows of the window where the version produced (or should have produced) an output, with outcomes.
+    """Log rows of the subject's window where its version produced an output (see ``served_outputs``)."""
+    return served_outputs(
+        db_url, subject.model_name, subject.version, subject.window_start, subject.window_end
+    )
 
-    Columns: created_at, latency_ms, features, own (the version's output, None if its scoring failed),
-    champion (the champion's output on the same request, when there is one), actual, observed_at, entity_id.
+
+def served_outputs(
+    db_url: str, model_name: str, version: str, since: datetime, until: datetime
+) -> pd.DataFrame:
+    """Log rows of [since, until) where ``version`` produced (or should have produced) an output, with outcomes.
+
+    The one reader of served traffic for monitoring (signals and drift). Those rows are the ones the version
+    answered and the ones where it was the challenger scored in shadow. Columns: created_at, latency_ms,
+    features, own (the version's output, None if its scoring failed), champion (the champion's output on the
+    same request, when the version is the challenger), actual, observed_at, entity_id.
     """
     log = PredictionLogEntry
+    version = str(version)
     produced = or_(
-        log.answered_version == subject.version,
-        and_(log.challenger_version == subject.version, log.challenger_output.is_not(None)),
+        log.answered_version == version,
+        and_(log.challenger_version == version, log.challenger_output.is_not(None)),
     )
     query = (
         select(
@@ -131,32 +156,39 @@ def served_rows(db_url: str, subject: Subject) -> pd.DataFrame:
             Outcome, and_(Outcome.model_name == log.model_name, Outcome.correlation_id == log.correlation_id)
         )
         .where(
-            log.model_name == subject.model_name,
-            log.created_at >= subject.window_start,
-            log.created_at < subject.window_end,
+            log.model_name == model_name,
+            log.created_at >= _utc_bound(since, "since"),
+            log.created_at < _utc_bound(until, "until"),
             produced,
         )
         .order_by(log.created_at, log.id)
     )
     with database.session_scope(db_url) as session:
-        rows = [_served(row, subject) for row in session.execute(query)]
-    columns = [
-        "created_at",
-        "latency_ms",
-        "features",
-        "own",
-        "champion",
-        "actual",
-        "observed_at",
-        "entity_id",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+        rows = [_served(row, version) for row in session.execute(query)]
+    return pd.DataFrame(rows, columns=list(SERVED_COLUMNS))
 
 
-def _served(row: Any, subject: Subject) -> tuple[Any, ...]:
-    if (
-        row.challenger_version == subject.version
-    ):  # shadow-scored, or answered with the champion scored inline
+SERVED_COLUMNS = (
+    "created_at",
+    "latency_ms",
+    "features",
+    "own",
+    "champion",
+    "actual",
+    "observed_at",
+    "entity_id",
+)
+
+
+def _utc_bound(moment: datetime, field: str) -> datetime:
+    """A window bound in UTC (SQLite compares stored UTC times as text: the bound must be UTC too)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{field}: must be timezone-aware (UTC), got {moment.isoformat()}")
+    return moment.astimezone(UTC)
+
+
+def _served(row: Any, version: str) -> tuple[Any, ...]:
+    if row.challenger_version == version:  # shadow-scored, or answered with the champion scored inline
         own, other = row.challenger_output, row.champion_output
     else:  # the version answered as champion (its own gate): nothing to compare with
         own, other = row.champion_output, None
@@ -234,7 +266,7 @@ def measure(
         out |= _realized(db_url, subject, served, realized)
     if wanted & {"acceptance.rate", "acceptance.lower_bound"}:
         out |= _acceptance(db_url, subject)
-    if wanted & {"drift.share", "drift.prediction"}:
+    if wanted & DRIFT_SIGNALS:
         out |= _drift(drift, len(produced))
     return {name: out.get(name, Measurement(None, 0, "not measured")) for name in wanted}
 
@@ -269,16 +301,16 @@ def _acceptance(db_url: str, subject: Subject) -> dict[str, Measurement]:
 
 def _drift(drift: DriftSource | None, produced: int) -> dict[str, Measurement]:
     if drift is None:
-        none = Measurement(None, produced, "no drift source configured")
-        return {"drift.share": none, "drift.prediction": none}
+        return dict.fromkeys(DRIFT_SIGNALS, Measurement(None, produced, "no drift source configured"))
     try:
-        share, prediction_drifted, rows = drift()
+        summary = drift()
     except Exception as err:  # could not compute: the condition fails, the note says why
-        failed = Measurement(None, produced, f"{type(err).__name__}: {err}")
-        return {"drift.share": failed, "drift.prediction": failed}
+        return dict.fromkeys(DRIFT_SIGNALS, Measurement(None, produced, f"{type(err).__name__}: {err}"))
+    worst = f"worst: {summary.worst_feature}" if summary.worst_feature else "no feature tested by a distance"
     return {
-        "drift.share": Measurement(share, rows),
-        "drift.prediction": Measurement(1.0 if prediction_drifted else 0.0, rows),
+        "drift.share": Measurement(summary.share_drifted, summary.rows),
+        "drift.prediction": Measurement(1.0 if summary.prediction_drifted else 0.0, summary.rows),
+        "drift.severity": Measurement(summary.severity, summary.rows, worst),
     }
 
 
@@ -291,7 +323,7 @@ def _realized(db_url: str, subject: Subject, served: pd.DataFrame, names: set[st
         found = _realized_yield(resolved)
     else:
         found = _realized_consumption(db_url, subject.model_name, resolved)
-    missing = Measurement(None, 0, f"not a signal of the {subject.family} forecaster")
+    missing = Measurement(None, 0, NOT_A_SIGNAL_OF.format(family=subject.family))
     return {name: found.get(name, missing) for name in names}
 
 
@@ -320,6 +352,12 @@ def _realized_failure(resolved: pd.DataFrame) -> dict[str, Measurement]:
     paired_note = f"{len(yp)} paired outcomes, {pos} failures"
     out["realized.pr_auc.gain"] = Measurement(
         float(average_precision_score(yp, pp) - average_precision_score(yp, cp)) if pos else None,
+        pos,
+        paired_note,
+    )
+    champion_pr_auc = float(average_precision_score(yp, cp)) if pos else 0.0
+    out["realized.pr_auc.ratio"] = Measurement(
+        float(average_precision_score(yp, pp)) / champion_pr_auc if champion_pr_auc > 0 else None,
         pos,
         paired_note,
     )

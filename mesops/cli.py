@@ -17,6 +17,7 @@ from rich.table import Table
 from mesops.gates_cli import approve, gates_app
 from mesops.keys_cli import app as keys_app
 from mesops.models_cli import ModelsCliError, models_app
+from mesops.report_cli import report
 from mesops.rollout_cli import rollout_app
 from mesops.settings import Settings, get_settings
 
@@ -38,6 +39,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(rollout_app, name="rollout")
 app.add_typer(gates_app, name="gates")
 app.command("approve")(approve)
+app.command("report")(report)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -104,6 +106,7 @@ def demo(
         _train_and_report(settings)
         if serve:
             _serve_demo_day(settings)
+            _monitor_and_report(settings)
 
 
 def _serve_demo_day(settings: Settings) -> None:
@@ -136,6 +139,34 @@ def _serve_demo_day(settings: Settings) -> None:
     console.print("outcomes: " + ", ".join(f"{what} {n}" for what, n in sorted(report.outcomes.items())))
     if report.errors:
         raise CliError(f"the service refused requests: {dict(report.errors)} (see {process.log_path})")
+
+
+def _monitor_and_report(settings: Settings) -> None:
+    """The Dagster monitor job (drift, signals, gate of every model), then a governance report per model."""
+    from governance.report import build_report, write_report
+    from pipelines.runner import run_monitoring
+
+    with console.status("Monitoring: drift reports, signals and gate evaluations (Dagster)..."):
+        run = run_monitoring(settings)
+    view = Table(title=f"Gates (Dagster monitor run {run.run_id[:8]})", title_justify="left")
+    for column in ("model", "verdict", "action", "audit entry", "detail"):
+        view.add_column(column)
+    for task in ("failure", "yield", "consumption"):
+        outcome = run.gates.get(task)
+        if outcome is None:
+            view.add_row(task, "[red]not evaluated[/]", "", "", "gate step failed: see `mesops ui`")
+            continue
+        seq = "" if outcome.evaluation_audit_seq is None else f"#{outcome.evaluation_audit_seq}"
+        view.add_row(task, outcome.verdict or "skipped", outcome.action or "", seq, outcome.detail)
+    console.print(view)
+    with console.status("Writing the governance reports..."):
+        written = [
+            write_report(settings, build_report(settings, task))
+            for task in ("failure", "yield", "consumption")
+        ]
+    console.print("[bold]Governance reports[/] (open in a browser):")
+    for html_path, json_path in written:
+        console.print(f"  {html_path}  (+ {Path(json_path).name})")
 
 
 def _train_and_report(settings: Settings) -> None:

@@ -148,6 +148,19 @@ class Settings(BaseSettings):
         description="Served traffic the drift report and the gate signals look at: the last this many days of "
         "the challenger's current phase (or of the champion when there is no challenger).",
     )
+    monitoring_cron: str = Field(
+        default="0 * * * *",
+        pattern=r"^(@(hourly|daily|weekly|monthly)|\S+( +\S+){4})$",
+        description="Cron schedule of the Dagster monitor job (drift report, signals and gate of every model; "
+        "the gate's verdict is carried out). Five cron fields or @hourly/@daily/@weekly/@monthly; the "
+        "schedule is running from the start.",
+    )
+    monitoring_feedback_min: int = Field(
+        default=50,
+        ge=1,
+        description="New planner decisions plus outcomes (all models) that make the feedback sensor start a "
+        "monitor run before the schedule would.",
+    )
     policies_dir: Path | None = Field(
         default=None,
         description="Folder of the phase policy YAML files; default: the policies shipped with mesops "

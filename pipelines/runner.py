@@ -1,4 +1,4 @@
-"""Run the ingest job on the mesops Dagster instance, one run per landing batch."""
+"""Run mesops jobs in process on its Dagster instance: ingest (one run per landing batch), train, monitor."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from sqlalchemy import select
 from mesops import database
 from mesops.settings import Settings
 from mesops.tables import TableLoad
-from pipelines.definitions import INGEST_JOB, TRAIN_JOB, build_definitions
+from pipelines.assets.monitoring import GROUP as MONITORING_GROUP
+from pipelines.definitions import INGEST_JOB, MONITOR_JOB, TRAIN_JOB, build_definitions
 from pipelines.instance import prepare_dagster_home
 from pipelines.partitions import LANDING_BATCHES
 from pipelines.resources import LandingFolderSource
@@ -92,10 +93,77 @@ def train_models(settings: Settings) -> TrainRun:
     instance = dg.DagsterInstance.get()
     job = build_definitions(settings).resolve_job_def(TRAIN_JOB)
     result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE)
-    failed = [e.step_key or "" for e in result.all_events if e.is_step_failure]
-    checks = {
-        f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:{e.asset_check_evaluation_data.check_name}": e.asset_check_evaluation_data.passed
+    return TrainRun(result.run_id, result.success, _failed_steps(result), _checks(result))
+
+
+def _failed_steps(result: dg.ExecuteInProcessResult) -> list[str]:
+    return [e.step_key or "" for e in result.all_events if e.is_step_failure]
+
+
+def _checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    """Each check's outcome by '<asset key>:<check name>'."""
+    evaluations = [
+        e.asset_check_evaluation_data
         for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
-    return TrainRun(result.run_id, result.success, failed, checks)
+    ]
+    return {f"{c.asset_key.to_user_string()}:{c.check_name}": c.passed for c in evaluations}
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """What the monitor run's gate asset did for one model (from its materialization metadata)."""
+
+    model: str
+    skipped: str | None  # why there was nothing to evaluate (no champion); None when evaluated
+    verdict: str | None
+    action: str | None
+    detail: str
+    evaluation_audit_seq: int | None
+
+
+@dataclass(frozen=True)
+class MonitoringRun:
+    """The outcome of the monitor job: the Dagster run, its failed steps, each model's gate and every check.
+
+    ``gates`` is keyed by family; a model whose gate step failed is absent from it (see ``failed_steps``).
+    """
+
+    run_id: str
+    success: bool
+    failed_steps: list[str]
+    gates: dict[str, GateOutcome]
+    checks: dict[str, bool]
+
+
+def run_monitoring(settings: Settings) -> MonitoringRun:
+    """Run the monitor job (drift report, signals and gate of every model) on the mesops Dagster instance."""
+    database.upgrade(settings.resolved_database_url)
+    prepare_dagster_home(settings)
+    instance = dg.DagsterInstance.get()
+    job = build_definitions(settings).resolve_job_def(MONITOR_JOB)
+    result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE)
+    return MonitoringRun(
+        result.run_id, result.success, _failed_steps(result), _gate_outcomes(result), _checks(result)
+    )
+
+
+def _gate_outcomes(result: dg.ExecuteInProcessResult) -> dict[str, GateOutcome]:
+    """Each model's gate outcome by family, read from the gate materializations of the run."""
+    outcomes = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        path = materialization.asset_key.path
+        if len(path) != 3 or path[0] != MONITORING_GROUP or path[2] != "gate":
+            continue
+        meta = {key: value.value for key, value in materialization.metadata.items()}
+        skipped = meta.get("skipped")
+        outcomes[path[1]] = GateOutcome(
+            model=path[1],
+            skipped=None if skipped is None else str(skipped),
+            verdict=meta.get("verdict"),  # type: ignore[arg-type]
+            action=meta.get("action"),  # type: ignore[arg-type]
+            detail=str(meta.get("action_detail", skipped or "")),
+            evaluation_audit_seq=meta.get("evaluation_audit_seq"),  # type: ignore[arg-type]
+        )
+    return outcomes

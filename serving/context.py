@@ -59,6 +59,7 @@ class FeatureContext:
         self.machines = _latest_machine_features(tables)
         orders = tables.get("production_orders", pd.DataFrame())
         self._orders = orders.set_index("order_id", drop=False) if not orders.empty else orders
+        self._order_features = _ingested_order_features(tables)
 
     @classmethod
     def load(cls, home: Path) -> FeatureContext:
@@ -97,16 +98,17 @@ class FeatureContext:
         return {column: row[column] for column in ENTITY_COLUMNS}
 
     def yield_features(self, header: dict[str, Any]) -> dict[str, Any]:
-        """The order's features as known at its release (NaN where nothing was known yet)."""
-        if any(self.tables.get(t) is None or self.tables[t].empty for t in TASK_TABLES["yield"]):
+        """The order's features as known at its release (None where nothing was known yet).
+
+        An ingested order's features were built once with the context (its header is the curated one); an
+        order sent with its own header is built on request from the same history.
+        """
+        if not _has_yield_history(self.tables):
             raise UnknownEntityError("order_id: no production history has been ingested yet")
-        orders = pd.DataFrame([header])
-        # curated timestamps are naive UTC; a header from a request is aware: compare both as naive UTC
-        orders["released_at"] = pd.to_datetime(orders["released_at"], utc=True).dt.tz_localize(None)
-        features = build_yield_features(self.tables, orders)
-        return {
-            k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in features.iloc[0].items()
-        }
+        known = self._order_features.get(header["order_id"])
+        if known is not None and header == self.order_header(header["order_id"]):
+            return dict(known)
+        return _features_as_dicts(build_yield_features(self.tables, _naive_utc_orders([header])))[0]
 
     # --- consumption ----------------------------------------------------------------------------------
     def consumption_features(self, meter_id: str, day: date | None) -> pd.DataFrame:
@@ -148,3 +150,32 @@ def _latest_machine_features(tables: dict[str, pd.DataFrame]) -> dict[str, Machi
 def _utc(moment: pd.Timestamp) -> pd.Timestamp:
     """Curated timestamps are UTC without a zone: say so, so responses carry an unambiguous time."""
     return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+
+
+def _has_yield_history(tables: dict[str, pd.DataFrame]) -> bool:
+    return all(tables.get(t) is not None and not tables[t].empty for t in TASK_TABLES["yield"])
+
+
+def _naive_utc_orders(headers: list[dict[str, Any]]) -> pd.DataFrame:
+    """Order headers as a frame; curated timestamps are naive UTC, a request's are aware: both as naive UTC."""
+    orders = pd.DataFrame(headers)
+    orders["released_at"] = pd.to_datetime(orders["released_at"], utc=True).dt.tz_localize(None)
+    return orders
+
+
+def _features_as_dicts(features: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in features.to_dict("records")
+    ]
+
+
+def _ingested_order_features(tables: dict[str, pd.DataFrame]) -> dict[str, dict[str, Any]]:
+    """The release-time features of every ingested order, built in one pass (a request then only looks up:
+    building one order's features from the whole history costs about a third of a second)."""
+    orders = tables.get("production_orders")
+    if orders is None or orders.empty or not _has_yield_history(tables):
+        return {}
+    headers = orders[list(ENTITY_COLUMNS)].drop_duplicates("order_id")
+    built = build_yield_features(tables, _naive_utc_orders(headers.to_dict("records")))
+    return dict(zip(headers["order_id"], _features_as_dicts(built), strict=True))

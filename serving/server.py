@@ -6,6 +6,7 @@ service the same way.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -128,10 +129,21 @@ class ServerProcess:
             return self.process.wait(timeout=10)
 
     def kill(self) -> None:
-        """SIGKILL the process group: a crash, for tests of what a crash loses."""
+        """SIGKILL the server and every worker: a crash, for tests of what a crash loses.
+
+        BentoML's workers run in sessions of their own, so killing the server's process group alone would leave
+        them orphaned and still writing the log: every descendant is found first and killed with it.
+        """
         if self.process is not None and self.process.poll() is None:
+            workers = descendants(self.process.pid)
             os.killpg(self.process.pid, signal.SIGKILL)
+            for pid in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             self.process.wait(timeout=10)
+            deadline = time.monotonic() + 10  # a SIGKILL lands when the process is next scheduled
+            while any(running(pid) for pid in workers) and time.monotonic() < deadline:
+                time.sleep(0.02)
 
     def __enter__(self) -> ServerProcess:
         return self.start()
@@ -140,3 +152,32 @@ class ServerProcess:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children, ...), read from /proc (Linux)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # the process ended while we looked
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])  # the name (in parentheses) may hold spaces
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found, queue = [], [pid]
+    while queue:
+        children = parents.get(queue.pop(), [])
+        found += children
+        queue += children
+    return found
+
+
+def running(pid: int) -> bool:
+    """Is the process there and not a zombie (killed, waiting to be reaped)? Read from /proc (Linux)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -17,6 +17,7 @@ from governance.drift import (
     EMPTY_ON_ONE_SIDE,
     DriftError,
     DriftResult,
+    FeatureDrift,
     compare,
     history,
     latest,
@@ -100,6 +101,48 @@ def test_a_feature_missing_on_one_side_counts_as_drifted() -> None:
     assert by_name["wear"].drifted and by_name["wear"].method == EMPTY_ON_ONE_SIDE
     assert by_name["load"].drifted  # not logged at all
     assert not by_name["machine"].drifted
+
+
+def _result(features: list[FeatureDrift]) -> DriftResult:
+    return DriftResult(
+        model_name=MODEL,
+        version="1",
+        window_start=UNTIL - timedelta(days=7),
+        window_end=UNTIL,
+        reference_rows=2000,
+        current_rows=500,
+        features=features,
+        share_drifted=sum(f.drifted for f in features) / len(features),
+        drifted_features=[f.feature for f in features if f.drifted],
+        prediction=None,
+        html_path=None,
+        json_path=None,
+        computed_at=UNTIL,
+    )
+
+
+def test_severity_grows_with_how_far_the_worst_feature_moved() -> None:
+    results = {
+        shift: _result(compare(REFERENCE, sample(1000, seed=2, wear_shift=shift), FEATURES)[0])
+        for shift in (0.0, 5.0, 40.0)
+    }
+    severity = {shift: result.severity for shift, result in results.items()}
+    assert severity[0.0][0] < 1.0  # nothing beyond its threshold
+    assert severity[5.0][1] == severity[40.0][1] == "wear"
+    assert 1.0 <= severity[5.0][0] < severity[40.0][0]  # a quarter std, then two: about 2.5 and 20
+    assert severity[40.0][0] > 10.0
+    summary = results[40.0].summary()
+    assert (summary.severity, summary.worst_feature, summary.rows) == (severity[40.0][0], "wear", 500)
+
+
+def test_severity_leaves_out_p_value_tests_and_untestable_columns() -> None:
+    p_value = FeatureDrift(feature="a", method="K-S p_value", score=1e-9, threshold=0.05, drifted=True)
+    missing = FeatureDrift(feature="b", method=EMPTY_ON_ONE_SIDE, score=1.0, threshold=1.0, drifted=True)
+    assert _result([p_value, missing]).severity == (0.0, None)
+    distance = FeatureDrift(
+        feature="c", method="Jensen-Shannon distance", score=0.3, threshold=0.1, drifted=True
+    )
+    assert _result([p_value, missing, distance]).severity == (pytest.approx(3.0), "c")
 
 
 def test_a_column_the_reference_lacks_is_named() -> None:

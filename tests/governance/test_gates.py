@@ -20,7 +20,7 @@ from governance import audit, gate_actions, gates, promotion, rollout
 from governance.gates import GateEvaluation, Verdict
 from governance.phase_policy import Condition, Phase, load_policies
 from governance.registry import Registry
-from governance.signals import Measurement
+from governance.signals import DriftSummary, Measurement
 from mesops import database
 from mesops.serving_tables import Outcome, PredictionLogEntry, Recommendation
 from mesops.settings import Settings
@@ -47,9 +47,11 @@ def world(settings: Settings) -> dict[str, Any]:
     return {"settings": settings, "url": url, "policies": policies}
 
 
-def _drift(share: float):  # type: ignore[no-untyped-def]
+def _drift(share: float, severity: float = 1.5):  # type: ignore[no-untyped-def]
+    summary = DriftSummary(share, False, severity, "temp_delta_k_mean_8h", 500)
+
     def runner(settings, subject):  # type: ignore[no-untyped-def]
-        return (lambda: (share, False, 500)), (lambda: {"share_drifted": share})
+        return (lambda: summary), (lambda: {"share_drifted": share, "severity": severity})
 
     return runner
 
@@ -153,7 +155,11 @@ def _labels(n: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _evaluate(
-    world: dict[str, Any], until: datetime, drift: float = 0.0, actor: str = "dagster:sched"
+    world: dict[str, Any],
+    until: datetime,
+    drift: float = 0.0,
+    actor: str = "dagster:sched",
+    severity: float = 1.5,
 ) -> GateEvaluation:
     return gates.evaluate(
         world["settings"],
@@ -162,7 +168,7 @@ def _evaluate(
         actor_role="system",
         until=until,
         policies=world["policies"],
-        drift_runner=_drift(drift),
+        drift_runner=_drift(drift, severity),
     )
 
 
@@ -225,8 +231,8 @@ def test_scenario_1_a_worse_challenger_in_shadow_is_rolled_back_and_the_champion
     worse = np.random.default_rng(9).uniform(0.01, 0.99, n)  # no skill
     _serve(world["url"], n, start=start, champion_p=good, challenger_p=worse, actual=actual)
     evaluation = _evaluate(world, start + timedelta(days=2))
-    gain = next(c for c in evaluation.conditions if c.gate == "keep" and c.signal == "realized.pr_auc.gain")
-    assert gain.status == "fail" and gain.value is not None and gain.value < -0.1
+    kept = next(c for c in evaluation.conditions if c.gate == "keep" and c.signal == "realized.pr_auc.ratio")
+    assert kept.status == "fail" and kept.value is not None and kept.value < 0.8
     assert evaluation.verdict == Verdict.ROLL_BACK
     action = _apply(world, evaluation)
     assert action.action == "rolled_back"
@@ -318,6 +324,18 @@ def test_scenario_3_drifted_inputs_fail_the_gate_and_roll_the_challenger_back(wo
     assert rollout.view(world["url"], NAME).challenger is None
 
 
+def test_one_sensor_far_off_its_reference_rolls_back_while_the_share_is_low(world: dict[str, Any]) -> None:
+    n, start = 150, _now() + timedelta(minutes=1)
+    actual, good = _labels(n)
+    _serve(world["url"], n, start=start, champion_p=good, challenger_p=good, actual=actual)
+    evaluation = _evaluate(world, start + timedelta(days=2), drift=0.1, severity=12.0)
+    by_signal = {c.signal: c for c in evaluation.conditions if c.gate == "keep"}
+    assert by_signal["drift.share"].status == "pass"
+    severity = by_signal["drift.severity"]
+    assert (severity.status, severity.value) == ("fail", 12.0) and "temp_delta_k_mean_8h" in severity.note
+    assert evaluation.verdict == Verdict.ROLL_BACK
+
+
 def test_scenario_4_planners_rejecting_most_recommendations_roll_the_challenger_back(
     world: dict[str, Any],
 ) -> None:
@@ -380,7 +398,7 @@ def test_scenario_6_editing_a_recorded_gate_decision_is_caught_by_audit_verify(w
 
 def test_a_drift_report_that_cannot_be_computed_fails_its_condition(world: dict[str, Any]) -> None:
     def broken(settings, subject):  # type: ignore[no-untyped-def]
-        def source() -> tuple[float, bool, int]:
+        def source() -> DriftSummary:
             raise RuntimeError("no reference sample recorded for version 2")
 
         return source, lambda: None

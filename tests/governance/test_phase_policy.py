@@ -26,7 +26,7 @@ def test_every_model_has_a_policy_with_its_hash() -> None:
     [
         (("challenger_share: 0.2", "challenger_share: 1.5"), "phases.approval.challenger_share"),
         (("low_risk_classes: [no_action]", "low_risk_classes: []"), "phases.autonomous.low_risk_classes"),
-        (("version: 1.1.0", "version: one"), "version"),
+        (("version: 1.2.0", "version: one"), "version"),
         (("  shadow:\n", "  shadowy:\n"), "phases.shadowy"),
         (
             ("{signal: predictions, at_least: 100}", "{signal: predictions}"),

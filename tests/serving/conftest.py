@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ class Installation:
 
     settings: Settings
     roster_values: list[str]
+    pristine: Path  # a copy of the home as trained, before any test served or promoted anything
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +50,9 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Installation:
         assert trained.success, trained.failed_steps
         for task in ("failure", "yield", "consumption"):
             register_candidate(settings, task, "second-version", [])
-    return Installation(settings, planted_values(history.tables["employees"]))
+    pristine = home.parent / "pristine"
+    shutil.copytree(home, pristine)
+    return Installation(settings, planted_values(history.tables["employees"]), pristine)
 
 
 @dataclass

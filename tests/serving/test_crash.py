@@ -18,7 +18,7 @@ from sqlalchemy import select
 from governance.api_keys import create_key
 from mesops import database
 from mesops.serving_tables import PredictionLogEntry
-from serving.server import ServerProcess, free_port
+from serving.server import ServerProcess, descendants, free_port, running
 from tests.serving.conftest import KEY, Installation
 
 pytestmark = pytest.mark.slow
@@ -55,8 +55,10 @@ def test_kill_9_under_load_loses_only_the_last_moments_of_the_log(
         for client in clients:
             client.start()
         time.sleep(3.0)
+        workers = descendants(process.process.pid) if process.process else []
         killed_at = time.monotonic()
         process.kill()
+        assert workers and not any(running(pid) for pid in workers)  # no worker outlives the crash
     finally:
         stop.set()
         for client in clients:
