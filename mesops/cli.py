@@ -14,12 +14,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mesops.bridge_cli import bridge
 from mesops.gates_cli import approve, gates_app
 from mesops.keys_cli import app as keys_app
 from mesops.models_cli import ModelsCliError, models_app
 from mesops.report_cli import report
 from mesops.rollout_cli import rollout_app
 from mesops.settings import Settings, get_settings
+from mesops.up_cli import down, stack_status, up
 
 app = typer.Typer(
     help="mesops: governed model lifecycle for manufacturing (MES extracts -> anonymized, contract-validated "
@@ -40,6 +42,10 @@ app.add_typer(rollout_app, name="rollout")
 app.add_typer(gates_app, name="gates")
 app.command("approve")(approve)
 app.command("report")(report)
+app.command("bridge")(bridge)
+app.command("up")(up)
+app.command("down")(down)
+app.command("stack")(stack_status)
 
 console = Console()
 err_console = Console(stderr=True)

@@ -161,6 +161,65 @@ class Settings(BaseSettings):
         description="New planner decisions plus outcomes (all models) that make the feedback sensor start a "
         "monitor run before the schedule would.",
     )
+    bridge_amqp_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/%2F",
+        description="RabbitMQ the MES event bridge (mesops bridge) consumes from and publishes write-backs to.",
+    )
+    bridge_events_exchange: str = Field(
+        default="mesops.events",
+        description="Durable topic exchange MES events are published to (routing key <source>.<event type>).",
+    )
+    bridge_events_queue: str = Field(
+        default="mesops.events.in", description="Durable queue the bridge consumes (bound to every event)."
+    )
+    bridge_writeback_exchange: str = Field(
+        default="mesops.writeback",
+        description="Durable topic exchange the bridge publishes write-backs to (routing key <source>.<kind>).",
+    )
+    bridge_writeback_queue: str = Field(
+        default="mesops.writeback.out",
+        description="Durable queue bound to every write-back, so none is dropped while no MES adapter listens.",
+    )
+    bridge_dead_letter_exchange: str = Field(
+        default="mesops.events.dead",
+        description="Durable exchange of events the bridge cannot process (reasons in the message headers).",
+    )
+    bridge_dead_letter_queue: str = Field(
+        default="mesops.events.dead", description="Durable queue holding the dead-lettered events."
+    )
+    bridge_prefetch: int = Field(
+        default=16, ge=1, description="Unacknowledged events RabbitMQ hands the bridge at a time."
+    )
+    bridge_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="Tries of an event that fails for a transient reason (database away, log writer "
+        "overloaded) before it is dead-lettered with that reason.",
+    )
+    bridge_retry_delay_s: float = Field(
+        default=1.0, ge=0, description="Pause before an event that failed for a transient reason is retried."
+    )
+    bridge_commit_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest wait for an event's prediction log row to commit before the try counts as failed.",
+    )
+    bridge_mqtt_host: str = Field(default="127.0.0.1", description="Mosquitto (MQTT) host of the bridge.")
+    bridge_mqtt_port: int = Field(default=1883, ge=1, le=65535, description="Mosquitto (MQTT) port.")
+    bridge_mqtt_topic: str = Field(
+        default="mesops/events/#", description="MQTT topic filter the bridge subscribes to (QoS 1)."
+    )
+    bridge_mqtt_client_id: str = Field(
+        default="mesops-bridge",
+        description="MQTT client id of the bridge: its persistent session keeps unacknowledged events for it.",
+    )
+    bridge_mqtt_writeback_prefix: str = Field(
+        default="mesops/writeback", description="Write-backs go to <prefix>/<source>/<kind> (QoS 1)."
+    )
+    bridge_mqtt_dead_letter_topic: str = Field(
+        default="mesops/dead-letters",
+        description="Topic of events the bridge cannot process (JSON with reasons and the original body).",
+    )
     policies_dir: Path | None = Field(
         default=None,
         description="Folder of the phase policy YAML files; default: the policies shipped with mesops "

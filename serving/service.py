@@ -9,9 +9,7 @@ each endpoint's roles and error responses, is at /docs.json (serving/openapi.py)
 from __future__ import annotations
 
 import gc
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -21,13 +19,13 @@ from starlette.responses import JSONResponse
 from governance import recommendations as recs
 from governance.registry import model_name
 from mesops.settings import get_settings
-from serving import advice, scoring
+from serving import handlers, scoring
 from serving.auth import ApiKeyMiddleware, KeyRing, Permission, caller_from_scope
 from serving.context import UnknownEntityError
 from serving.errors import ValidationBodyMiddleware, error_response, quiet_client_errors
 from serving.openapi import OpenApiDocumentMiddleware, complete_document
 from serving.prediction_log import LogOverloadedError, LogWriterStateError
-from serving.runtime import NotReadyError, Scored, ServingRuntime
+from serving.runtime import NotReadyError, ServingRuntime
 from serving.schemas import (
     ConsumptionBatch,
     ConsumptionBatchResponse,
@@ -41,8 +39,6 @@ from serving.schemas import (
     FeedbackResponse,
     OutcomeRequest,
     OutcomeResponse,
-    RecommendationOut,
-    SlotForecast,
     YieldBatch,
     YieldBatchResponse,
     YieldRequest,
@@ -219,143 +215,13 @@ class MesopsService:
 
     # --- the work behind the endpoints ---------------------------------------------------------------------
     def _failure(self, request: FailureRiskRequest, endpoint: str) -> FailureRiskResponse:
-        started = time.perf_counter()
-        context = self.runtime.require_context()
-        if request.features is not None:
-            scoring.check_features(request.features, self.runtime.arms("failure").champion.features)
-            features = request.features
-            forecast_at = datetime.now(UTC)
-        else:
-            machine = context.machine(request.machine_id)
-            features, forecast_at = machine.features, machine.forecast_at.to_pydatetime()
-        correlation = request.correlation_id or f"{request.machine_id}@{forecast_at.isoformat()}"
-
-        def score(forecaster: Any) -> dict[str, Any]:
-            return scoring.score_failure(forecaster, features)
-
-        scored = self.runtime.answer(
-            "failure",
-            request.machine_id,
-            score,
-            lambda out: advice.failure_advice(
-                request.machine_id, out["probability"], out["threshold"], scoring.HORIZON_HOURS
-            ),
-        )
-        self.runtime.log(
-            scored,
-            endpoint=endpoint,
-            entity_id=request.machine_id,
-            line_id=context.line_of_machine(request.machine_id),
-            correlation_id=correlation,
-            features=features,
-            score_many=scoring.score_failure_many,
-            payload=features,
-            started=started,
-        )
-        return FailureRiskResponse(
-            **_answer(scored, correlation),
-            machine_id=request.machine_id,
-            probability=scored.output["probability"],
-            alarm=scored.output["alarm"],
-            threshold=scored.output["threshold"],
-            forecast_at=forecast_at,
-            horizon_hours=scoring.HORIZON_HOURS,
-        )
+        return handlers.failure(self.runtime, request, endpoint)
 
     def _yield(self, request: YieldRequest, endpoint: str) -> YieldResponse:
-        started = time.perf_counter()
-        context = self.runtime.require_context()
-        if request.order is not None:
-            header = {"order_id": request.order_id, **request.order.model_dump()}
-        else:
-            header = context.order_header(request.order_id)
-        features = context.yield_features(header)
-        planned = float(header["planned_qty"])
-        correlation = request.correlation_id or request.order_id
-
-        def score(forecaster: Any) -> dict[str, Any]:
-            return scoring.score_yield(forecaster, features)
-
-        scored = self.runtime.answer(
-            "yield",
-            request.order_id,
-            score,
-            lambda out: advice.yield_advice(request.order_id, out["yield_fraction"], planned),
-        )
-        self.runtime.log(
-            scored,
-            endpoint=endpoint,
-            entity_id=request.order_id,
-            line_id=str(header["line_id"]),
-            correlation_id=correlation,
-            features=features,
-            score_many=scoring.score_yield_many,
-            payload=features,
-            started=started,
-        )
-        fraction = scored.output["yield_fraction"]
-        return YieldResponse(
-            **_answer(scored, correlation),
-            order_id=request.order_id,
-            yield_fraction=fraction,
-            expected_good_qty=fraction * planned,
-            planned_qty=planned,
-        )
+        return handlers.yield_forecast(self.runtime, request, endpoint)
 
     def _consumption(self, request: ConsumptionRequest, endpoint: str) -> ConsumptionResponse:
-        started = time.perf_counter()
-        rows = self.runtime.require_context().consumption_features(request.meter_id, request.day)
-        day = rows["target_day"].iloc[0].date()
-        correlation = request.correlation_id or f"{request.meter_id}@{day.isoformat()}"
-
-        def score(forecaster: Any) -> dict[str, Any]:
-            return scoring.score_consumption(forecaster, rows)
-
-        scored = self.runtime.answer(
-            "consumption",
-            request.meter_id,
-            score,
-            lambda out: advice.consumption_advice(
-                request.meter_id,
-                day.isoformat(),
-                out["total_kwh"],
-                out["lower_kwh"],
-                out["upper_kwh"],
-                out["peak"],
-            ),
-        )
-        features = {
-            "series": request.meter_id,
-            "day": day.isoformat(),
-            "rows": len(rows),
-            **{
-                k: _plain(v)
-                for k, v in rows.iloc[0].items()
-                if k not in ("series", "group", "target_day", "ts")
-            },
-        }
-        self.runtime.log(
-            scored,
-            endpoint=endpoint,
-            entity_id=request.meter_id,
-            line_id=str(rows["group"].iloc[0]) if "group" in rows else None,
-            correlation_id=correlation,
-            features=features,
-            score_many=scoring.score_consumption_many,
-            payload=rows,
-            started=started,
-        )
-        out = scored.output
-        return ConsumptionResponse(
-            **_answer(scored, correlation),
-            meter_id=request.meter_id,
-            day=day,
-            total_kwh=out["total_kwh"],
-            lower_kwh=out["lower_kwh"],
-            upper_kwh=out["upper_kwh"],
-            coverage=out["coverage"],
-            slots=[SlotForecast(**slot) for slot in out["slots"]],
-        )
+        return handlers.consumption(self.runtime, request, endpoint)
 
     def _decide(self, request: FeedbackRequest, caller: Any) -> FeedbackResponse | JSONResponse:
         if caller is None:
@@ -378,22 +244,7 @@ class MesopsService:
     def _outcome(self, request: OutcomeRequest, caller: Any) -> OutcomeResponse:
         if caller is None:
             raise RequestError(401, "unauthorized", "missing API key")
-        self.runtime.writer.flush()  # so the count of resolved predictions includes those still in flight
-        name = model_name(request.model)
-        stored, recorded = recs.record_outcome(
-            self.runtime.db_url,
-            model_name=name,
-            correlation_id=request.correlation_id,
-            entity_id=request.entity_id,
-            actual=request.actual,
-            observed_at=request.observed_at,
-            key_id=caller.key_id,
-        )
-        # one indexed count, not the whole resolved log of the model on every post
-        count = recs.predictions_resolved_by(self.runtime.db_url, name, request.correlation_id)
-        return OutcomeResponse(
-            model=name, correlation_id=stored.correlation_id, recorded=recorded, predictions=count
-        )
+        return handlers.outcome(self.runtime, request, caller.key_id)
 
 
 def _with_status(ctx: bentoml.Context, result: Any) -> Any:
@@ -401,31 +252,6 @@ def _with_status(ctx: bentoml.Context, result: Any) -> Any:
     if isinstance(result, JSONResponse):
         ctx.response.status_code = result.status_code
     return result
-
-
-def _answer(scored: Scored, correlation_id: str) -> dict[str, Any]:
-    return {
-        "request_id": scored.request_id,
-        "correlation_id": correlation_id,
-        "model": scored.arms.model_name,
-        "version": scored.arms.version(scored.answered_by),
-        "phase": scored.arms.phase_name,
-        "answered_by": scored.answered_by,
-        "recommendation": RecommendationOut(
-            recommendation_id=scored.recommendation_id,
-            action_class=scored.advice.action_class,
-            text=scored.advice.text,
-            status=scored.status,
-        ),
-    }
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value
 
 
 MesopsService.add_asgi_middleware(ApiKeyMiddleware, keyring=KEYRING, route_permissions=ROUTES)

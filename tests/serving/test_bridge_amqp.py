@@ -1,0 +1,401 @@
+"""The MES event bridge against the real RabbitMQ: one write-back per event, dead letters, idempotency, ack after
+commit. Each test module run uses its own exchanges and queues (deleted afterwards) on the shared broker."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pika
+import pytest
+from sqlalchemy import func, select
+
+from mesops import database
+from mesops.bridge_tables import DeadLetter, ProcessedEvent
+from mesops.serving_tables import Outcome, PredictionLogEntry, Recommendation
+from mesops.settings import Settings, get_settings
+from serving.bridge import AmqpBridge, EventProcessor, fixed_ids
+from serving.prediction_log import LogOverloadedError
+from serving.runtime import ServingRuntime
+from tests.serving.conftest import KEY, Installation
+
+pytestmark = pytest.mark.slow
+AT = "2026-03-02T06:15:00Z"
+
+
+def _rabbitmq_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5672), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def ensure_rabbitmq() -> None:
+    """Start the machine's RabbitMQ if it is down (the command the machine documents)."""
+    if _rabbitmq_up():
+        return
+    if shutil.which("rabbitmq-server") is None:
+        pytest.fail("RabbitMQ is down and rabbitmq-server is not installed: cannot start it")
+    subprocess.run(["rabbitmq-server", "-detached"], check=False)
+    for _ in range(120):
+        if _rabbitmq_up():
+            time.sleep(2)  # the listener opens before the broker accepts logins
+            return
+        time.sleep(0.5)
+    pytest.fail("RabbitMQ did not come up on 127.0.0.1:5672 within 60 s")
+
+
+@dataclass
+class Plant:
+    """A trained installation (a copy), its loaded runtime, and a broker connection for the test's side."""
+
+    settings: Settings
+    runtime: ServingRuntime
+    channel: Any
+    machines: list[str]
+    order: dict[str, Any]
+
+    @property
+    def db(self) -> str:
+        return self.settings.resolved_database_url
+
+
+@pytest.fixture(scope="module")
+def plant(installation: Installation, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plant]:
+    ensure_rabbitmq()
+    home = tmp_path_factory.mktemp("bridge") / "home"
+    shutil.copytree(installation.pristine, home)
+    tag = f"test-{uuid.uuid4().hex[:8]}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MESOPS_HOME", str(home))
+        patch.setenv("MESOPS_PSEUDONYM_KEY", KEY)
+        settings = get_settings(
+            bridge_events_exchange=f"{tag}.events",
+            bridge_events_queue=f"{tag}.events.in",
+            bridge_writeback_exchange=f"{tag}.writeback",
+            bridge_writeback_queue=f"{tag}.writeback.out",
+            bridge_dead_letter_exchange=f"{tag}.dead",
+            bridge_dead_letter_queue=f"{tag}.dead",
+            bridge_max_attempts=3,
+            bridge_retry_delay_s=0.05,
+        )
+        runtime = ServingRuntime(settings)
+        runtime.start()
+    connection = pika.BlockingConnection(pika.URLParameters(settings.bridge_amqp_url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    context = runtime.require_context()
+    first = context.tables["production_orders"].iloc[0]
+    order = {c: first[c] for c in ("product_id", "line_id", "planned_qty", "shift", "released_at")}
+    try:
+        yield Plant(settings, runtime, channel, sorted(context.machines), order)
+    finally:
+        runtime.close()
+        for queue in (
+            settings.bridge_events_queue,
+            settings.bridge_writeback_queue,
+            settings.bridge_dead_letter_queue,
+        ):
+            channel.queue_delete(queue)
+        for exchange in (
+            settings.bridge_events_exchange,
+            settings.bridge_writeback_exchange,
+            settings.bridge_dead_letter_exchange,
+        ):
+            channel.exchange_delete(exchange)
+        connection.close()
+
+
+class Running:
+    """A bridge consuming in a thread until stopped."""
+
+    def __init__(self, plant: Plant, processor: EventProcessor | None = None) -> None:
+        self.bridge = AmqpBridge(plant.settings, processor or EventProcessor(plant.runtime))
+        self.bridge.connect()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.bridge.run()
+        except BaseException as err:  # a simulated crash ends the consumer; the test inspects it
+            self.error = err
+
+    def stop(self) -> None:
+        self.bridge.stop()
+        self.thread.join(timeout=30)
+        self.bridge.close()
+
+    def __enter__(self) -> Running:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def _event(source: str, event_type: str, event_id: str, data: dict[str, Any]) -> bytes:
+    body = {"source": source, "event_type": event_type, "version": 1, "event_id": event_id, "occurred_at": AT}
+    return json.dumps({**body, "data": data}).encode()
+
+
+def _released(plant: Plant, source: str, order_id: str, event_id: str) -> bytes:
+    o = plant.order
+    released = o["released_at"].tz_localize("UTC").isoformat()
+    if source == "opcenter":
+        data = {
+            "NId": order_id,
+            "MaterialNId": o["product_id"],
+            "ProductionLineNId": o["line_id"],
+            "PlannedQuantity": float(o["planned_qty"]),
+            "Shift": o["shift"],
+            "ReleasedOn": released,
+        }
+        return _event("opcenter", "ProductionOrderReleased", event_id, data)
+    data = {
+        "jobNo": order_id,
+        "partNo": o["product_id"],
+        "lineCode": o["line_id"],
+        "quantity": float(o["planned_qty"]),
+        "shift": o["shift"],
+        "releaseDate": released,
+    }
+    return _event("plex", "JobReleased", event_id, data)
+
+
+def _publish(plant: Plant, body: bytes, routing_key: str = "test.event") -> None:
+    plant.channel.basic_publish(
+        plant.settings.bridge_events_exchange,
+        routing_key,
+        body,
+        pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json"),
+    )
+
+
+def _drain(
+    plant: Plant, queue: str, expected: int, timeout_s: float = 60.0
+) -> list[tuple[Any, dict[str, Any]]]:
+    """The messages of ``queue``: waits for ``expected`` of them, then a short while for any extra one."""
+    got: list[tuple[Any, dict[str, Any]]] = []
+    deadline = time.monotonic() + timeout_s
+    settle: float | None = None
+    while time.monotonic() < deadline:
+        method, properties, body = plant.channel.basic_get(queue, auto_ack=True)
+        if method is not None:
+            got.append((properties, json.loads(body) if body.startswith(b"{") else {"raw": body}))
+            continue
+        if len(got) >= expected:
+            settle = settle or time.monotonic() + 1.0
+            if time.monotonic() > settle:
+                break
+        time.sleep(0.05)
+    return got
+
+
+def _count(plant: Plant, column: Any, *where: Any) -> int:
+    with database.session_scope(plant.db) as session:
+        return int(session.scalar(select(func.count(column)).where(*where)) or 0)
+
+
+def _tag() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def test_each_event_type_gives_one_write_back_in_its_shape_and_one_log_row(plant: Plant) -> None:
+    t = _tag()
+    machine_a, machine_b = plant.machines[0], plant.machines[-1]
+    events = {
+        f"{t}-po": _released(plant, "opcenter", f"PO-{t}", f"{t}-po"),
+        f"{t}-job": _released(plant, "plex", f"J-{t}", f"{t}-job"),
+        f"{t}-eq": _event(
+            "opcenter",
+            "EquipmentStatusChanged",
+            f"{t}-eq",
+            {"EquipmentNId": machine_a, "State": "down", "StartTime": AT},
+        ),
+        f"{t}-ms": _event(
+            "plex",
+            "MachineStatusChanged",
+            f"{t}-ms",
+            {"workcenterCode": machine_b, "status": "idle", "startTime": AT},
+        ),
+        f"{t}-su": _event(
+            "opcenter", "EquipmentSensorUpdate", f"{t}-su", {"EquipmentNId": machine_a, "Timestamp": AT}
+        ),
+    }
+    closing = {
+        f"{t}-op": _event(
+            "opcenter",
+            "OperationCompleted",
+            f"{t}-op",
+            {
+                "NId": f"OP-{t}",
+                "WorkOrderNId": f"PO-{t}",
+                "EquipmentNId": machine_a,
+                "QuantityGood": 10,
+                "ActualEndTime": AT,
+            },
+        ),
+        f"{t}-close": _event(
+            "opcenter",
+            "ProductionOrderClosed",
+            f"{t}-close",
+            {"NId": f"PO-{t}", "ProducedQuantity": 42, "ActualEndTime": AT},
+        ),
+    }
+    with Running(plant) as running:
+        for body in events.values():
+            _publish(plant, body)
+        writebacks = _drain(plant, plant.settings.bridge_writeback_queue, expected=len(events))
+        for body in closing.values():
+            _publish(plant, body)
+        _wait(lambda: _count(plant, ProcessedEvent.event_id, ProcessedEvent.event_id.like(f"{t}-%")) == 7)
+    assert running.error is None
+    by_id = {props.message_id: (props, body) for props, body in writebacks}
+    assert len(writebacks) == len(events) and set(by_id) == set(events)
+    kinds = {event_id: props.type for event_id, (props, _) in by_id.items()}
+    assert kinds == {
+        f"{t}-po": "ProductionOrderPatch",
+        f"{t}-job": "CustomObjectRecord",
+        f"{t}-eq": "DispatchListEntry",
+        f"{t}-ms": "Notification",
+        f"{t}-su": "DispatchListEntry",
+    }
+    assert by_id[f"{t}-po"][1]["key"] == {"NId": f"PO-{t}"}
+    assert by_id[f"{t}-ms"][1]["workcenterCode"] == machine_b
+    for event_id, (props, body) in by_id.items():
+        assert props.delivery_mode == pika.DeliveryMode.Persistent.value
+        task = "yield" if event_id.endswith(("-po", "-job")) else "failure"
+        ids = fixed_ids(event_id, task)
+        assert body["mesops"]["recommendation_id"] == ids.recommendation_id
+        assert _count(plant, PredictionLogEntry.id, PredictionLogEntry.request_id == ids.request_id) == 1
+        assert (
+            _count(plant, Recommendation.recommendation_id, Recommendation.request_id == ids.request_id) == 1
+        )
+    # the closed order's good quantity is the outcome of its yield forecast, joined by the order id
+    with database.session_scope(plant.db) as session:
+        outcome = session.scalars(select(Outcome).where(Outcome.correlation_id == f"PO-{t}")).one()
+        closed = session.get(ProcessedEvent, f"{t}-close")
+    assert outcome.actual == 42 and outcome.model_name == "mesops-yield"
+    assert closed is not None and closed.outcome is not None and closed.outcome["predictions"] == 1
+
+
+def _wait(condition: Any, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.1)
+
+
+def test_bad_events_are_dead_lettered_with_their_reasons_and_counted(plant: Plant) -> None:
+    t = _tag()
+    bad_quantity = json.loads(_released(plant, "opcenter", f"PO-{t}", f"{t}-bad"))
+    bad_quantity["data"]["PlannedQuantity"] = -3
+    unknown_machine = _event(
+        "plex",
+        "MachineStatusChanged",
+        f"{t}-nomachine",
+        {"workcenterCode": "M-NOPE", "status": "down", "startTime": AT},
+    )
+    before = _count(plant, DeadLetter.id)
+    with Running(plant) as running:
+        _publish(plant, json.dumps(bad_quantity).encode())
+        _publish(plant, b"\x00 not json")
+        _publish(plant, unknown_machine)
+        dead = _drain(plant, plant.settings.bridge_dead_letter_queue, expected=3)
+    assert running.error is None and running.bridge.counts["dead"] == 3
+    reasons = [json.loads(props.headers["x-mesops-reasons"]) for props, _ in dead]
+    assert len(dead) == 3
+    assert any(r[0].startswith("data.PlannedQuantity: greater_than") for r in reasons)
+    assert any(r[0].startswith("(body): json") for r in reasons)
+    assert any(r[0].startswith("machine_id:") and "M-NOPE" in r[0] for r in reasons)
+    assert _count(plant, DeadLetter.id) == before + 3
+    assert _count(plant, DeadLetter.id, DeadLetter.event_id == f"{t}-bad") == 1
+    assert _count(plant, PredictionLogEntry.id, PredictionLogEntry.entity_id == f"PO-{t}") == 0
+    assert _drain(plant, plant.settings.bridge_writeback_queue, expected=0, timeout_s=1.5) == []
+
+
+def test_a_replayed_event_gives_no_second_prediction_nor_write_back(plant: Plant) -> None:
+    t = _tag()
+    body = _released(plant, "plex", f"J-{t}", f"{t}-job")
+    with Running(plant) as running:
+        _publish(plant, body)
+        first = _drain(plant, plant.settings.bridge_writeback_queue, expected=1)
+        _publish(plant, body)
+        _publish(plant, body)
+        _wait(lambda: running.bridge.counts["duplicates"] == 2)
+        again = _drain(plant, plant.settings.bridge_writeback_queue, expected=0, timeout_s=1.5)
+    assert len(first) == 1 and again == []
+    assert _count(plant, PredictionLogEntry.id, PredictionLogEntry.entity_id == f"J-{t}") == 1
+    assert _count(plant, Recommendation.recommendation_id, Recommendation.entity_id == f"J-{t}") == 1
+
+
+class Crash(BaseException):
+    """The bridge process dying (not an error the bridge handles)."""
+
+
+def test_a_crash_between_commit_and_ack_redelivers_and_still_makes_one_recommendation(plant: Plant) -> None:
+    t = _tag()
+    event_id = f"{t}-po"
+
+    def crash(_event_id: str) -> None:
+        raise Crash
+
+    crashing = Running(plant, EventProcessor(plant.runtime, after_commit=crash))
+    _publish(plant, _released(plant, "opcenter", f"PO-{t}", event_id))
+    crashing.thread.join(timeout=60)
+    assert isinstance(crashing.error, Crash)
+    crashing.bridge.close()  # the connection drops with the event unacknowledged: RabbitMQ requeues it
+    ids = fixed_ids(event_id, "yield")
+    assert _count(plant, PredictionLogEntry.id, PredictionLogEntry.request_id == ids.request_id) == 1
+    assert _count(plant, ProcessedEvent.event_id, ProcessedEvent.event_id == event_id) == 0
+    assert _drain(plant, plant.settings.bridge_writeback_queue, expected=0, timeout_s=1.0) == []
+
+    with Running(plant) as running:
+        redelivered = _drain(plant, plant.settings.bridge_writeback_queue, expected=1)
+    assert running.error is None
+    assert [props.message_id for props, _ in redelivered] == [event_id]
+    assert redelivered[0][1]["mesops"]["recommendation_id"] == ids.recommendation_id
+    assert _count(plant, PredictionLogEntry.id, PredictionLogEntry.entity_id == f"PO-{t}") == 1
+    assert _count(plant, Recommendation.recommendation_id, Recommendation.entity_id == f"PO-{t}") == 1
+
+
+class Flaky(EventProcessor):
+    """A processor whose first ``failures`` tries fail as if the log writer were overloaded."""
+
+    def __init__(self, runtime: ServingRuntime, failures: int) -> None:
+        super().__init__(runtime)
+        self.failures, self.tries = failures, 0
+
+    def _process(self, event: Any) -> Any:
+        self.tries += 1
+        if self.tries <= self.failures:
+            raise LogOverloadedError("prediction log backlog full")
+        return super()._process(event)
+
+
+def test_transient_failures_are_retried_then_dead_lettered_after_the_bound(plant: Plant) -> None:
+    t = _tag()
+    with Running(plant, Flaky(plant.runtime, failures=2)) as running:
+        _publish(plant, _released(plant, "plex", f"J-{t}", f"{t}-ok"))
+        recovered = _drain(plant, plant.settings.bridge_writeback_queue, expected=1)
+    assert [p.message_id for p, _ in recovered] == [f"{t}-ok"] and running.bridge.counts["retried"] == 2
+
+    with Running(plant, Flaky(plant.runtime, failures=99)) as running:
+        _publish(plant, _released(plant, "plex", f"J-{t}-x", f"{t}-down"))
+        dead = _drain(plant, plant.settings.bridge_dead_letter_queue, expected=1)
+    assert running.bridge.counts["retried"] == plant.settings.bridge_max_attempts - 1
+    [(props, _)] = dead
+    [reason] = json.loads(props.headers["x-mesops-reasons"])
+    assert reason.startswith("transient: LogOverloadedError") and "after 3 attempts" in reason
+    assert _count(plant, PredictionLogEntry.id, PredictionLogEntry.entity_id == f"J-{t}-x") == 0
