@@ -13,7 +13,7 @@ from rich.console import Console
 
 from mesops import database
 from mesops.settings import Settings, disable_telemetry, get_settings
-from serving.bridge import AmqpBridge, EventProcessor, MqttBridge
+from serving.bridge import AmqpBridge, BrokerUnavailableError, EventProcessor, MqttBridge
 from serving.runtime import ServingRuntime
 
 console = Console()
@@ -61,14 +61,19 @@ def bridge(
         _fail(f"cannot connect to {_where(settings, transport)}: {type(err).__name__} {err or '(refused)'}")
     signal.signal(signal.SIGTERM, lambda *_: consumer.stop())
     console.print(f"consuming {_where(settings, transport)}; Ctrl-C stops", soft_wrap=True)
+    gave_up: BrokerUnavailableError | None = None
     try:
         consumer.run()
     except KeyboardInterrupt:
         pass
+    except BrokerUnavailableError as err:  # no broker for longer than the reconnect timeout
+        gave_up = err
     finally:
         consumer.close()
         runtime.close()
     console.print(" ".join(f"{k} {v}" for k, v in consumer.counts.items()))
+    if gave_up is not None:
+        _fail(str(gave_up))
 
 
 def _fail(message: str) -> NoReturn:

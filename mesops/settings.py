@@ -204,6 +204,20 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest wait for an event's prediction log row to commit before the try counts as failed.",
     )
+    bridge_reconnect_delay_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="First pause before the bridge reconnects to a lost RabbitMQ; doubled on each failed try.",
+    )
+    bridge_reconnect_delay_max_s: float = Field(
+        default=5.0, gt=0, description="Longest pause between two reconnection tries of the bridge."
+    )
+    bridge_reconnect_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long the bridge keeps trying to reach a lost RabbitMQ before it gives up and exits "
+        "(non-zero, for the supervisor to restart it).",
+    )
     bridge_mqtt_host: str = Field(default="127.0.0.1", description="Mosquitto (MQTT) host of the bridge.")
     bridge_mqtt_port: int = Field(default=1883, ge=1, le=65535, description="Mosquitto (MQTT) port.")
     bridge_mqtt_topic: str = Field(

@@ -22,11 +22,21 @@ are counted in ``bridge_dead_letters``.
 Delivery guarantees: at-least-once in, exactly one prediction and recommendation per event id. A crash after
 publishing and before marking the ledger republishes the identical write-back with the same ``message_id``
 (the MES side deduplicates on it).
+
+Broker restarts and lost connections (RabbitMQ): the consumer reconnects with a doubling pause
+(``bridge_reconnect_delay_s`` up to ``bridge_reconnect_delay_max_s``), declares the topology again and goes on.
+Events it had not acknowledged are redelivered by RabbitMQ and the ledger makes them idempotent: an event whose
+prediction is committed is never scored again, and one whose write-back was published but whose confirm was
+lost with the connection is published again from the ledger, identical and with the same ``message_id``.
+A consumer of write-backs therefore de-duplicates by ``message_id`` (the ledger still holds exactly one
+prediction and one recommendation per event). After ``bridge_reconnect_timeout_s`` without a broker the
+consumer gives up with :class:`BrokerUnavailableError` so that its supervisor restarts it.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -40,6 +50,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pika
+import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -82,6 +93,18 @@ PERMANENT = (
     recs.OutcomeConflictError,
     ValueError,
 )
+
+
+# A lost connection or channel: reconnect. Anything else the broker says (a nack, ...) ends the consumer.
+CONNECTION_LOST = (
+    pika.exceptions.AMQPConnectionError,
+    pika.exceptions.ChannelClosed,
+    pika.exceptions.ChannelWrongStateError,
+)
+
+
+class BrokerUnavailableError(ConnectionError):
+    """RabbitMQ stayed unreachable for longer than ``bridge_reconnect_timeout_s``."""
 
 
 class DeadLetterError(Exception):
@@ -305,7 +328,7 @@ class AmqpBridge:
     connection: pika.BlockingConnection | None = None
     channel: BlockingChannel | None = None
     counts: dict[str, int] = field(
-        default_factory=lambda: {"processed": 0, "duplicates": 0, "dead": 0, "retried": 0}
+        default_factory=lambda: {"processed": 0, "duplicates": 0, "dead": 0, "retried": 0, "reconnects": 0}
     )
     _stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -320,23 +343,65 @@ class AmqpBridge:
         self.channel = channel
 
     def run(self) -> None:
-        """Consume until :meth:`stop` is called (or the connection fails)."""
-        if self.channel is None:
-            self.connect()
+        """Consume until :meth:`stop`, reconnecting whenever the broker connection or channel is lost.
+
+        Raises BrokerUnavailableError once the broker has been unreachable for ``bridge_reconnect_timeout_s``.
+        """
+        lost_since: float | None = None
+        delay = self.settings.bridge_reconnect_delay_s
+        while not self._stopping.is_set():
+            try:
+                if self.channel is None or not self.channel.is_open:
+                    self.connect()
+                    if lost_since is not None:
+                        self.counts["reconnects"] += 1
+                        log.warning("bridge reconnected after %.1f s", time.monotonic() - lost_since)
+                lost_since, delay = None, self.settings.bridge_reconnect_delay_s
+                if self._stopping.is_set():
+                    return
+                self._consume()
+                return  # stop_consuming: asked to stop
+            except CONNECTION_LOST as err:
+                lost_since = lost_since or time.monotonic()
+                delay = self._wait_to_reconnect(err, lost_since, delay)
+
+    def _consume(self) -> None:
         assert self.channel is not None
         self.channel.basic_consume(self.settings.bridge_events_queue, self._on_message)
         log.info("bridge consuming %s", self.settings.bridge_events_queue)
         self.channel.start_consuming()
 
+    def _wait_to_reconnect(self, err: Exception, lost_since: float, delay: float) -> float:
+        """Drop the dead connection, pause, and return the next pause (or give up after the timeout)."""
+        self._discard()
+        s = self.settings
+        down_s = time.monotonic() - lost_since
+        if down_s >= s.bridge_reconnect_timeout_s:
+            raise BrokerUnavailableError(
+                f"RabbitMQ unreachable for {down_s:.0f} s (bridge_reconnect_timeout_s "
+                f"{s.bridge_reconnect_timeout_s:g}): {type(err).__name__} {err}"
+            ) from err
+        log.warning("broker connection lost (%s %s): reconnecting in %.1f s", type(err).__name__, err, delay)
+        self._stopping.wait(delay)
+        return min(delay * 2, s.bridge_reconnect_delay_max_s)
+
+    def _discard(self) -> None:
+        """Forget a broken connection; RabbitMQ requeues whatever it had not seen acknowledged."""
+        connection, self.connection, self.channel = self.connection, None, None
+        if connection is not None and connection.is_open:
+            with contextlib.suppress(pika.exceptions.AMQPError):  # half-dead already: nothing to hand back
+                connection.close()
+
     def stop(self) -> None:
         """Stop consuming from another thread; the message being processed is finished first."""
-        if self.connection is not None and self.channel is not None and self.connection.is_open:
-            self.connection.add_callback_threadsafe(self.channel.stop_consuming)
+        self._stopping.set()
+        connection, channel = self.connection, self.channel
+        if connection is not None and channel is not None and connection.is_open:
+            connection.add_callback_threadsafe(channel.stop_consuming)
 
     def close(self) -> None:
         """Close the connection; unacknowledged events go back to the queue."""
-        if self.connection is not None and self.connection.is_open:
-            self.connection.close()
+        self._discard()
 
     def _on_message(
         self, channel: BlockingChannel, method: Any, properties: pika.BasicProperties, body: bytes
@@ -471,7 +536,7 @@ class MqttBridge:
     _stopping: threading.Event = field(default_factory=threading.Event)
 
     def connect(self, timeout_s: float = 10.0) -> None:
-        """Connect with a persistent session and subscribe to the event topics with QoS 1."""
+        """Connect with a persistent session and subscribe to the event topics with QoS 1; returns once subscribed."""
         s = self.settings
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -480,6 +545,7 @@ class MqttBridge:
             manual_ack=True,
         )
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_message = lambda _c, _u, message: self._inbox.put(message)
         client.connect(s.bridge_mqtt_host, s.bridge_mqtt_port, keepalive=30)
         client.loop_start()
@@ -495,6 +561,13 @@ class MqttBridge:
             log.error("MQTT connection refused: %s", reason)
             return
         client.subscribe(self.settings.bridge_mqtt_topic, qos=1)  # again on every reconnect
+
+    def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int, codes: Any, _props: Any) -> None:
+        # Ready only once the broker acknowledged the subscription (SUBACK): an event published before that
+        # reaches no session of ours, so connect() must not return earlier.
+        if any(code.is_failure for code in codes):
+            log.error("MQTT subscription refused: %s", codes)
+            return
         self._connected.set()
 
     def run(self) -> None:

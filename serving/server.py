@@ -31,6 +31,28 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int, host: str = "127.0.0.1", avoid: tuple[int, ...] = ()) -> int:
+    """The first of ``count`` consecutive free TCP ports (replicas listen on consecutive ports), none in ``avoid``.
+
+    Two calls of :func:`free_port` often return neighbours (the OS hands out ephemeral ports in order), so a
+    range must be checked port by port.
+    """
+    for _ in range(100):
+        first = free_port(host)
+        wanted = range(first, first + count)
+        if any(port in avoid for port in wanted):
+            continue
+        with contextlib.ExitStack() as held:
+            try:
+                for port in wanted:
+                    sock = held.enter_context(socket.socket())
+                    sock.bind((host, port))
+            except OSError:
+                continue
+        return first
+    raise OSError(f"no {count} consecutive free ports on {host}")
+
+
 class ServerError(RuntimeError):
     """The service did not start or did not become ready: says how long it waited and where its log is."""
 

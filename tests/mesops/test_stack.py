@@ -29,7 +29,7 @@ from mesops.stack import (
     production_profile,
     read_state,
 )
-from serving.server import REPO_ROOT, descendants, free_port
+from serving.server import REPO_ROOT, descendants, free_ports
 
 KEY = "test-key-0123456789abcdef"
 
@@ -176,7 +176,8 @@ def test_up_runs_two_replicas_on_postgres_and_stops_clean(profile: ProductionPro
 
     _train(profile)
     key = create_key(profile.platform_url, "integration", "stack test").key
-    first, dagster_port = free_port(), free_port()
+    first = free_ports(2)  # the two replicas
+    dagster_port = free_ports(1, avoid=(first, first + 1))
     ports = [first, first + 1]
     command = [sys.executable, "-m", "mesops.up_cli", "up", "--replicas", "2", "--port", str(first)]
     command += ["--dagster-port", str(dagster_port), "--check-every-s", "1"]
