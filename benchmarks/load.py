@@ -32,11 +32,11 @@ HTTP p99 <= 50 ms and no event or request lost or duplicated.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import multiprocessing
 import os
 import queue
-import socket
 import tempfile
 import threading
 import time
@@ -45,24 +45,25 @@ from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 import pika
 import pika.exceptions
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from mesops.settings import Settings, disable_telemetry, get_settings
 from mesops.stack import (
-    DEFAULT_POSTGRES_URL,
     ProductionProfile,
     Stack,
     StackConfig,
+    drop_databases,
     ensure_databases,
     production_profile,
 )
-from serving.server import free_port
+from pipelines.runner import build_simulated_installation
+from serving.server import free_ports
 
 KEY = "benchmark-key-0123456789abcdef"
 MIX = (("failure", 0.80), ("yield", 0.10), ("feedback", 0.05), ("event", 0.05))
@@ -85,39 +86,11 @@ def prepare_home(home: Path, prefix: str) -> tuple[Settings, ProductionProfile]:
     os.environ.update(profile.environment())
     settings = get_settings()
     if not (home / TRAINED_MARKER).exists():
-        _train(settings)
+        started = time.perf_counter()
+        build_simulated_installation(settings)
+        print(f"built a trained installation on PostgreSQL in {time.perf_counter() - started:.0f} s")
         (home / TRAINED_MARKER).write_text(prefix)
     return settings, profile
-
-
-def _train(settings: Settings) -> None:
-    from pipelines.runner import ingest_batches, train_models
-    from pipelines.simulator import SimulationConfig, emit_extracts, simulate
-
-    started = time.perf_counter()
-    settings.ensure_dirs()
-    history = simulate(SimulationConfig(seed=7, days=90, lines=2, machines_per_line=6, defect_rate=0.01))
-    emit_extracts(history, settings.landing_dir / "opcenter" / "b90", mes="opcenter", batch_id="b90")
-    [ingest] = ingest_batches(settings)
-    if not ingest.success:
-        raise RuntimeError(f"ingest failed in steps {ingest.failed_steps}")
-    trained = train_models(settings)
-    if not trained.success:
-        raise RuntimeError(f"training failed in steps {trained.failed_steps}")
-    print(f"built a trained installation on PostgreSQL in {time.perf_counter() - started:.0f} s")
-
-
-def drop_databases(profile: ProductionProfile) -> None:
-    """Drop the profile's databases (only those this run created)."""
-    admin = create_engine(DEFAULT_POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        for url in (profile.platform_url, profile.mlflow_url, profile.dagster_url):
-            name = make_url(url).database
-            connection.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
-            )
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
 
 
 def bridge_names(tag: str) -> dict[str, str]:
@@ -150,24 +123,6 @@ def load_entities(settings: Settings) -> Entities:
     first = orders.iloc[0]
     order = {c: first[c] for c in ("product_id", "line_id", "planned_qty", "shift", "released_at")}
     return Entities(sorted(context.machines), sorted(orders["order_id"].astype(str))[:200], order)
-
-
-def consecutive_free_ports(count: int) -> int:
-    """The first of ``count`` consecutive free ports (the stack numbers its replicas from one port)."""
-    for _ in range(100):
-        first = free_port()
-        if all(_bindable(first + i) for i in range(1, count)):
-            return first
-    raise RuntimeError(f"no {count} consecutive free ports found")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 # --- events --------------------------------------------------------------------------------------------------
@@ -422,6 +377,43 @@ def _init_client(start_at: Any, barrier: Any) -> None:
     _START_AT, _BARRIER = start_at, barrier
 
 
+class KeepAlive:
+    """One keep-alive HTTP/1.1 connection with an API key, on the standard library's client.
+
+    The load generator shares the two cores with what it measures: http.client costs a fraction of httpx's CPU
+    per request, and every millisecond the client does not spend is one the replicas get.
+    """
+
+    def __init__(self, url: str, key: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.headers = {"X-API-Key": key, "Content-Type": "application/json"}
+        self._connection: http.client.HTTPConnection | None = None
+
+    def post(self, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
+        """Status and body of the answer; a kept-alive connection the server closed is reopened once."""
+        data = json.dumps(body).encode()
+        for reused in (self._connection is not None, False):
+            connection = self._connection or http.client.HTTPConnection(self.host, self.port, timeout=30)
+            try:
+                connection.request("POST", path, data, self.headers)
+                answer = connection.getresponse()
+                payload = answer.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                connection.close()
+                self._connection = None
+                if not reused:
+                    raise
+                continue
+            self._connection = connection
+            return answer.status, payload
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+
+
 def send_share(
     urls: list[str],
     keys: dict[str, str],
@@ -455,13 +447,13 @@ def send_share(
             return kind, "/v1/yield/forecast", {"order_id": orders[n % len(orders)]}
         return "failure", "/v1/failure/risk", {"machine_id": machines[n % len(machines)]}
 
-    def record(kind: str, answer: httpx.Response, took: float) -> None:
+    def record(kind: str, status: int, body: bytes, took: float) -> None:
         with lock:
-            if answer.status_code != 200:
-                results.errors[f"{kind} HTTP {answer.status_code}"] += 1
+            if status != 200:
+                results.errors[f"{kind} HTTP {status}"] += 1
                 return
             results.latency_ms[kind].append(took)
-            payload = answer.json()
+            payload = json.loads(body)
             if kind == "feedback":
                 results.decided.append(payload["recommendation"]["recommendation_id"])
                 return
@@ -470,28 +462,21 @@ def send_share(
             if recommendation["status"] in ("OPEN", "PENDING_APPROVAL"):
                 decidable.append((time.monotonic(), recommendation["recommendation_id"]))
 
-    def sender(clients: list[dict[str, httpx.Client]]) -> None:
+    def sender(connections: list[dict[str, KeepAlive]]) -> None:
         while (item := work.get()) is not None:
             n, kind, due = item
             kind, path, body = request(n, kind)
-            client = clients[n % len(clients)]["planner" if kind == "feedback" else "integration"]
+            connection = connections[n % len(connections)]["planner" if kind == "feedback" else "integration"]
             try:
-                answer = client.post(path, json=body)
-            except httpx.HTTPError as err:
+                status, answer = connection.post(path, body)
+            except (OSError, http.client.HTTPException) as err:
                 with lock:
                     results.errors[f"{kind} {type(err).__name__}"] += 1
                 continue
-            record(kind, answer, (time.monotonic() - due) * 1000)
+            record(kind, status, answer, (time.monotonic() - due) * 1000)
 
     connections = [
-        [
-            {
-                role: httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=30)
-                for role, key in keys.items()
-            }
-            for url in urls
-        ]
-        for _ in range(senders)
+        [{role: KeepAlive(url, key) for role, key in keys.items()} for url in urls] for _ in range(senders)
     ]
     threads = [threading.Thread(target=sender, args=(c,), daemon=True) for c in connections]
     for thread in threads:
@@ -511,15 +496,15 @@ def send_share(
         thread.join()
     for by_url in connections:
         for by_role in by_url:
-            for c in by_role.values():
-                c.close()
+            for connection in by_role.values():
+                connection.close()
     return results
 
 
 # --- exactly-once --------------------------------------------------------------------------------------------
 def exactly_once(db_url: str, results: Results, events: EventSide, event_ids: list[str]) -> dict[str, Any]:
     """Every answer and every event once in the log, every event once out; the counts that disagree."""
-    from serving.bridge import fixed_ids
+    from serving.event_processor import fixed_ids
 
     engine = create_engine(db_url)
     with engine.connect() as connection:
@@ -541,7 +526,9 @@ def exactly_once(db_url: str, results: Results, events: EventSide, event_ids: li
     answered = [r for ids in results.answered.values() for r in ids]
     published = [e for e in event_ids if e in events.sent_at]
     event_requests = [r for e in published for r in ledger.get(e, [])]
-    tasks_expected = {fixed_ids(e, t).request_id for e in published for t in ("failure", "yield")}
+    tasks_expected = {
+        fixed_ids(e, t).request_id for e in published for t in ("failure", "yield", "consumption")
+    }
     figures = {
         "requests_answered": len(answered),
         "requests_missing_in_log": sum(1 for r in answered if logged[r] == 0),
@@ -612,7 +599,7 @@ def main() -> None:
     entities = load_entities(settings)
     events = EventSide(settings)
     events.declare()
-    first_port = consecutive_free_ports(2)
+    first_port = free_ports(2)
     config = StackConfig(
         replicas=2,
         first_port=first_port,

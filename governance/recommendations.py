@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -561,3 +561,140 @@ def resolved_predictions(db_url: str, model_name: str) -> pd.DataFrame:
         frame[column] = pd.to_datetime([_utc(moment) for moment in frame[column]], utc=True)
     frame["actual"] = frame["actual"].astype(float)
     return frame
+
+
+# --- failure outcomes from machine events ---------------------------------------------------------------
+# How long after its horizon ended an operation-completed event still labels a prediction "no failure": older
+# ones stay unresolved (the event stream may not have covered their horizon), and the query stays a short range.
+FAILURE_LOOKBACK = timedelta(days=7)
+
+
+class FailureObservation(BaseModel):
+    """What one machine event said about its machine's failure predictions, and how many it resolved."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model_name: str
+    machine_id: str
+    actual: float  # 1: the machine went down at observed_at; 0: it was running (an operation completed)
+    observed_at: datetime
+    predictions: int  # logged predictions whose outcome this observation is
+    outcomes: int  # their correlation ids (one outcome each)
+    conflicts: int  # correlation ids someone else resolved otherwise meanwhile (left as they are)
+
+
+def record_failure_observation(
+    db_url: str,
+    machine_id: str,
+    observed_at: datetime,
+    failed: bool,
+    key_id: str,
+    *,
+    model_name: str,
+    horizon: timedelta,
+    exclude_correlation_id: str | None = None,
+    lookback: timedelta = FAILURE_LOOKBACK,
+) -> FailureObservation:
+    """Record a machine event as the outcome of the machine's logged failure predictions that have none yet.
+
+    A logged prediction's forecast time is its ``created_at`` (the prediction log holds no other time; it is
+    when the risk was answered, from the machine's latest sensor context) and its horizon is
+    (created_at, created_at + horizon], the window a training label counts a failure in.
+
+    - ``failed`` (the machine went down at ``observed_at``): actual 1 for the predictions whose horizon
+      contains ``observed_at``;
+    - not ``failed`` (an operation completed at ``observed_at``): actual 0 for those whose horizon ended at or
+      before it, at most ``lookback`` before (a failure inside it would have come as a down event before).
+
+    ``exclude_correlation_id`` is the event's own prediction (a down event is scored too). One outcome per
+    correlation id, through :func:`record_outcome`. Idempotent: a replay records nothing new and counts what
+    this very observation (same machine, value and time) resolved before.
+
+    Raises OutcomeRuleError (a naive ``observed_at``, a bad machine or key id).
+    """
+    _check_text("machine_id", machine_id, _ENTITY_MAX, OutcomeRuleError)
+    if observed_at.tzinfo is None or observed_at.utcoffset() is None:
+        raise OutcomeRuleError("observed_at: must carry a time zone (naive datetimes are ambiguous)")
+    at, actual = observed_at.astimezone(UTC), 1.0 if failed else 0.0
+    candidates = _failure_candidates(
+        db_url, model_name, machine_id, at, failed, horizon, lookback, exclude_correlation_id
+    )
+    known = _outcomes_of(db_url, model_name, candidates)
+    resolved, conflicts = [], 0
+    for correlation_id in candidates:
+        existing = known.get(correlation_id)
+        if existing is not None:  # resolved before: by this observation (a replay) or by something else
+            if (existing.entity_id, existing.actual, existing.observed_at) == (machine_id, actual, at):
+                resolved.append(correlation_id)
+            continue
+        try:
+            record_outcome(
+                db_url,
+                model_name=model_name,
+                correlation_id=correlation_id,
+                entity_id=machine_id,
+                actual=actual,
+                observed_at=at,
+                key_id=key_id,
+            )
+        except OutcomeConflictError:  # another poster resolved it otherwise between our read and our write
+            conflicts += 1
+            continue
+        resolved.append(correlation_id)
+    return FailureObservation(
+        model_name=model_name,
+        machine_id=machine_id,
+        actual=actual,
+        observed_at=at,
+        predictions=_predictions_with(db_url, model_name, resolved),
+        outcomes=len(resolved),
+        conflicts=conflicts,
+    )
+
+
+def _failure_candidates(
+    db_url: str,
+    model_name: str,
+    machine_id: str,
+    at: datetime,
+    failed: bool,
+    horizon: timedelta,
+    lookback: timedelta,
+    exclude_correlation_id: str | None,
+) -> list[str]:
+    """Correlation ids of the machine's predictions whose horizon the observation speaks about."""
+    log = PredictionLogEntry
+    if failed:  # at in (created_at, created_at + horizon]
+        window = (log.created_at >= at - horizon) & (log.created_at < at)
+    else:  # created_at + horizon <= at, within the lookback
+        window = (log.created_at <= at - horizon) & (log.created_at > at - horizon - lookback)
+    query = (
+        select(log.correlation_id)
+        .where(log.model_name == model_name, log.entity_id == machine_id, window)
+        .distinct()
+    )
+    if exclude_correlation_id is not None:
+        query = query.where(log.correlation_id != exclude_correlation_id)
+    with database.session_scope(db_url) as session:
+        return sorted(session.scalars(query))
+
+
+def _outcomes_of(db_url: str, model_name: str, correlation_ids: list[str]) -> dict[str, OutcomeView]:
+    if not correlation_ids:
+        return {}
+    query = select(Outcome).where(
+        Outcome.model_name == model_name, Outcome.correlation_id.in_(correlation_ids)
+    )
+    with database.session_scope(db_url) as session:
+        return {row.correlation_id: OutcomeView.from_row(row) for row in session.scalars(query)}
+
+
+def _predictions_with(db_url: str, model_name: str, correlation_ids: list[str]) -> int:
+    """How many logged predictions of a model carry one of these correlation ids (what their outcomes resolve)."""
+    if not correlation_ids:
+        return 0
+    query = select(func.count()).where(
+        PredictionLogEntry.model_name == model_name, PredictionLogEntry.correlation_id.in_(correlation_ids)
+    )
+    with database.session_scope(db_url) as session:
+        return int(session.scalar(query) or 0)

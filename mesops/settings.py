@@ -119,6 +119,13 @@ class Settings(BaseSettings):
     serving_access_log: bool = Field(
         default=False, description="Log one line per HTTP request (costs ~0.1 ms per request)."
     )
+    serving_max_body_bytes: int = Field(
+        default=2 * 2**20,
+        ge=1024,
+        description="Largest request body the service takes: a larger one is a 413, refused unread when its "
+        "Content-Length says so, else as soon as this many bytes have arrived (the largest valid request, a "
+        "batch of 500 with every feature, is about 0.9 MB).",
+    )
     prediction_log_batch_rows: int = Field(
         default=500,
         ge=1,
@@ -188,7 +195,28 @@ class Settings(BaseSettings):
         default="mesops.events.dead", description="Durable queue holding the dead-lettered events."
     )
     bridge_prefetch: int = Field(
-        default=16, ge=1, description="Unacknowledged events RabbitMQ hands the bridge at a time."
+        default=100,
+        ge=1,
+        description="Unacknowledged events RabbitMQ hands a bridge worker at a time (about two groups, so the "
+        "next group is already there while one is processed).",
+    )
+    bridge_max_event_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="Largest event body the bridge reads; a larger one is dead-lettered unread (events are a "
+        "few hundred bytes: megabytes are a sender's mistake, never worth a worker's memory).",
+    )
+    bridge_batch_max: int = Field(
+        default=50,
+        ge=1,
+        description="Most events a bridge worker processes as one group (one feature build, one commit wait, "
+        "one ledger transaction, one acknowledgement).",
+    )
+    bridge_batch_wait_s: float = Field(
+        default=0.005,
+        ge=0,
+        description="How long the bridge waits for a next event before processing the group it holds (the "
+        "most a lone event is delayed by grouping).",
     )
     bridge_max_attempts: int = Field(
         default=5,
@@ -234,6 +262,18 @@ class Settings(BaseSettings):
         default="mesops/dead-letters",
         description="Topic of events the bridge cannot process (JSON with reasons and the original body).",
     )
+    up_replicas: int = Field(default=2, ge=1, description="`mesops up`: prediction service replicas.")
+    up_postgres_url: str = Field(
+        default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres",
+        description="`mesops up`: the PostgreSQL server its databases are created on when absent.",
+    )
+    up_database_prefix: str = Field(
+        default="mesops", description="`mesops up`: prefix of its databases (<prefix>, <prefix>_mlflow, ...)."
+    )
+    up_dagster_port: int = Field(
+        default=3070, ge=1, le=65535, description="`mesops up`: port of the Dagster webserver."
+    )
+    up_bridge_workers: int = Field(default=0, ge=0, description="`mesops up`: event bridge workers.")
     policies_dir: Path | None = Field(
         default=None,
         description="Folder of the phase policy YAML files; default: the policies shipped with mesops "

@@ -158,6 +158,25 @@ def ensure_databases(profile: ProductionProfile) -> list[str]:
     return created
 
 
+def drop_databases(profile: ProductionProfile) -> None:
+    """Drop the profile's databases, closing their sessions first (for throw-away stacks: tests, benchmarks)."""
+    for url in (profile.platform_url, profile.mlflow_url, profile.dagster_url):
+        target = make_url(url)
+        name = target.database or ""
+        if not _DATABASE_NAME.match(name):
+            raise StackError(f"database {name!r} of {target.render_as_string()}: not a plain lower-case name")
+        admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as connection:
+                connection.execute(
+                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                    {"n": name},
+                )
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))  # name checked above
+        finally:
+            admin.dispose()
+
+
 def prepare_stores(profile: ProductionProfile, settings: Settings) -> None:
     """Upgrade every schema in place once, before the replicas start (so they do not race to create them)."""
     import dagster as dg

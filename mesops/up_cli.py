@@ -19,7 +19,6 @@ from rich.table import Table
 
 from mesops.settings import get_settings
 from mesops.stack import (
-    DEFAULT_POSTGRES_URL,
     Stack,
     StackConfig,
     StackError,
@@ -74,25 +73,26 @@ def _status_table(stack: Stack) -> Table:
 
 def up(
     replicas: Annotated[
-        int,
+        int | None,
         typer.Option(
-            help="Prediction service replicas, on consecutive ports.", envvar="MESOPS_UP_REPLICAS", min=1
+            help="Prediction service replicas, on consecutive ports (default MESOPS_UP_REPLICAS, 2).", min=1
         ),
-    ] = 2,
+    ] = None,
     port: Annotated[
         int | None, typer.Option(help="Port of the first replica (default MESOPS_SERVING_PORT).")
     ] = None,
     postgres_url: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="The PostgreSQL server: databases <prefix>, <prefix>_mlflow, <prefix>_dagster are created on it "
-            "when absent (URLs set in MESOPS_DATABASE_URL / _MLFLOW_TRACKING_URI / _DAGSTER_POSTGRES_URL win).",
-            envvar="MESOPS_UP_POSTGRES_URL",
+            help="The PostgreSQL server (default MESOPS_UP_POSTGRES_URL, the local one): databases <prefix>, "
+            "<prefix>_mlflow, <prefix>_dagster are created on it when absent (URLs set in MESOPS_DATABASE_URL / "
+            "_MLFLOW_TRACKING_URI / _DAGSTER_POSTGRES_URL win).",
         ),
-    ] = DEFAULT_POSTGRES_URL,
+    ] = None,
     database_prefix: Annotated[
-        str, typer.Option(help="Prefix of the databases created.", envvar="MESOPS_UP_DATABASE_PREFIX")
-    ] = "mesops",
+        str | None,
+        typer.Option(help="Prefix of the databases created (default MESOPS_UP_DATABASE_PREFIX, mesops)."),
+    ] = None,
     artifacts: Annotated[
         str | None,
         typer.Option(
@@ -104,29 +104,37 @@ def up(
         bool, typer.Option(help="Run the Dagster daemon (schedules, sensors) and webserver.")
     ] = True,
     dagster_port: Annotated[
-        int, typer.Option(help="Port of the Dagster webserver.", envvar="MESOPS_UP_DAGSTER_PORT")
-    ] = 3070,
+        int | None, typer.Option(help="Port of the Dagster webserver (default MESOPS_UP_DAGSTER_PORT, 3070).")
+    ] = None,
     bridge_workers: Annotated[
-        int,
+        int | None,
         typer.Option(
-            help="Event bridge workers (needs `mesops bridge`).", envvar="MESOPS_UP_BRIDGE_WORKERS", min=0
+            help="Event bridge workers (needs `mesops bridge`; default MESOPS_UP_BRIDGE_WORKERS, 0).", min=0
         ),
-    ] = 0,
+    ] = None,
     check_every_s: Annotated[float, typer.Option(help="Seconds between health checks.", min=0.5)] = 5.0,
 ) -> None:
-    """Start the production stack (PostgreSQL stores, service replicas, Dagster) and supervise it; Ctrl-C stops it."""
+    """Start the production stack (PostgreSQL stores, service replicas, Dagster) and supervise it; Ctrl-C stops it.
+
+    Every option left out comes from the settings (MESOPS_UP_*), like everything else mesops reads.
+    """
     with _one_line_errors():
         settings = get_settings()
         if read_state(settings.home) is not None:
             raise StackError(f"a stack is already running on {settings.home} (mesops down stops it)")
-        profile = production_profile(settings, postgres_url, database_prefix, artifacts)
+        profile = production_profile(
+            settings,
+            postgres_url or settings.up_postgres_url,
+            database_prefix or settings.up_database_prefix,
+            artifacts,
+        )
         config = StackConfig(
-            replicas=replicas,
+            replicas=settings.up_replicas if replicas is None else replicas,
             host=settings.serving_host,
             first_port=port or settings.serving_port,
             dagster=dagster,
-            dagster_port=dagster_port,
-            bridge_workers=bridge_workers,
+            dagster_port=dagster_port or settings.up_dagster_port,
+            bridge_workers=settings.up_bridge_workers if bridge_workers is None else bridge_workers,
         )
         stack = Stack(profile, settings, config)
         previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGTERM, signal.SIGINT)}

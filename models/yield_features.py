@@ -156,7 +156,9 @@ def _routing(operations: pd.DataFrame, entities: pd.DataFrame) -> pd.DataFrame:
 
 def _latest_readings(sensors: pd.DataFrame, routing: pd.DataFrame, readings: int) -> pd.DataFrame:
     """Per routing step: latest tool wear, and mean vibration and torque of the last running readings."""
-    s = sensors.loc[:, ["machine_id", "ts", "speed_rpm", "torque_nm", "tool_wear_min", "vibration_mm_s"]]
+    # only the routings' machines: every step below is per machine, and a new order has no routing yet
+    mine = sensors["machine_id"].isin(routing["machine_id"].unique())
+    s = sensors.loc[mine, ["machine_id", "ts", "speed_rpm", "torque_nm", "tool_wear_min", "vibration_mm_s"]]
     s = s.assign(ts=pd.to_datetime(s["ts"])).dropna(subset=["ts"]).sort_values("ts", kind="stable")
     running = s[s["speed_rpm"] > 0].copy()
     grouped = running.groupby("machine_id", sort=False)

@@ -96,6 +96,29 @@ def train_models(settings: Settings) -> TrainRun:
     return TrainRun(result.run_id, result.success, _failed_steps(result), _checks(result))
 
 
+class RunFailedError(RuntimeError):
+    """A job of :func:`build_simulated_installation` failed (names its failed steps)."""
+
+
+def build_simulated_installation(settings: Settings, days: int = 90, seed: int = 7) -> None:
+    """A trained installation of a simulated two-line plant (1 % planted defects) on ``settings``' stores:
+    what the tests, benchmarks and the production-stack checks start from. Raises RunFailedError."""
+    from pipelines.simulator import SimulationConfig, emit_extracts, simulate
+
+    settings.ensure_dirs()
+    config = SimulationConfig(seed=seed, days=days, lines=2, machines_per_line=6, defect_rate=0.01)
+    batch = f"b{days}"
+    emit_extracts(simulate(config), settings.landing_dir / "opcenter" / batch, mes="opcenter", batch_id=batch)
+    for ingested in ingest_batches(settings):
+        if not ingested.success:
+            raise RunFailedError(
+                f"ingest of batch {ingested.batch_id} failed in steps {ingested.failed_steps}"
+            )
+    trained = train_models(settings)
+    if not trained.success:
+        raise RunFailedError(f"training failed in steps {trained.failed_steps}")
+
+
 def _failed_steps(result: dg.ExecuteInProcessResult) -> list[str]:
     return [e.step_key or "" for e in result.all_events if e.is_step_failure]
 

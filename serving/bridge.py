@@ -3,25 +3,20 @@
     mesops bridge                     # RabbitMQ: consumes settings.bridge_events_queue until interrupted
     mesops bridge --transport mqtt    # Mosquitto: subscribes to settings.bridge_mqtt_topic (QoS 1)
 
-Per event (one at a time per channel; RabbitMQ holds ``bridge_prefetch`` unacknowledged):
+The transports here take what the broker has delivered (RabbitMQ holds ``bridge_prefetch`` unacknowledged) in
+groups of up to ``bridge_batch_max`` events, hand each group to :class:`~serving.event_processor.EventProcessor`
+(validate, deduplicate on the ledger, score, commit, build write-backs) and then, per event in delivery order:
+publish its write-backs (persistent, ``message_id`` = event id, publisher confirms / QoS 1 PUBACK), dead-letter
+it, or retry it; they mark the published events in the ledger and only then acknowledge the group.
 
-1. validate against its contract (serving/events.py); a bad event is dead-lettered with its reasons;
-2. look the event id up in the ledger (``bridge_events``): an event already published is acknowledged and
-   nothing is published again; one committed but not yet published republishes its stored write-back;
-3. score it through the same handlers as the HTTP service (serving/handlers.py), with request and
-   recommendation ids derived from the event id, and wait until the prediction log row is committed (a row
-   already committed by an earlier delivery is reused, never scored twice);
-4. build the write-back from the committed rows, record it in the ledger, publish it (persistent,
-   ``message_id`` = event id, publisher confirms), mark it published, and only then acknowledge the event.
-
-A transient failure (database away, log writer overloaded or not committing in time) re-queues the event with
-an attempt counter after ``bridge_retry_delay_s``; after ``bridge_max_attempts`` it is dead-lettered with the
+A transient failure (database away, log writer overloaded or not committing in time) is retried after
+``bridge_retry_delay_s`` with an attempt counter; after ``bridge_max_attempts`` it is dead-lettered with the
 last reason. Dead letters keep the original body in ``bridge_dead_letter_queue`` (reasons in the headers) and
 are counted in ``bridge_dead_letters``.
 
 Delivery guarantees: at-least-once in, exactly one prediction and recommendation per event id. A crash after
 publishing and before marking the ledger republishes the identical write-back with the same ``message_id``
-(the MES side deduplicates on it).
+(the MES side deduplicates on it): at most the events of one group per crashed worker.
 
 Broker restarts and lost connections (RabbitMQ): the consumer reconnects with a doubling pause
 (``bridge_reconnect_delay_s`` up to ``bridge_reconnect_delay_max_s``), declares the topology again and goes on.
@@ -45,55 +40,27 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from governance import recommendations as recs
 from mesops import database
-from mesops.bridge_tables import DeadLetter, ProcessedEvent
-from mesops.serving_tables import PredictionLogEntry, Recommendation
 from mesops.settings import Settings
-from serving import handlers, writeback
-from serving.context import UnknownEntityError
-from serving.events import EventError, MesEvent, parse_event
-from serving.prediction_log import LogOverloadedError, LogWriterStateError
-from serving.runtime import NotReadyError, ServingRuntime
-from serving.schemas import FailureRiskRequest, OutcomeRequest, YieldRequest
-from serving.scoring import FeatureError
+from serving.event_processor import (
+    TRANSIENT,
+    DeadLetterError,
+    EventProcessor,
+    Processed,
+    Result,
+    envelope_of,
+)
 
 log = logging.getLogger("mesops.bridge")
 ATTEMPTS_HEADER = "x-mesops-attempts"
-BRIDGE_KEY_ID = "mes-bridge"  # who posted an outcome that arrived as an event (no person: the integration)
-ENDPOINTS = {
-    "order_released": "bridge:yield",
-    "machine_status": "bridge:failure",
-    "sensor_update": "bridge:failure",
-}
-# Failures that say nothing about the event: retried (bounded). Everything else about an event is permanent.
-TRANSIENT = (
-    NotReadyError,
-    LogOverloadedError,
-    LogWriterStateError,
-    TimeoutError,
-    handlers.NotCommittedError,
-    SQLAlchemyError,
-    database.DatabaseError,
-)
-PERMANENT = (
-    UnknownEntityError,
-    FeatureError,
-    recs.OutcomeRuleError,
-    recs.OutcomeConflictError,
-    ValueError,
-)
-
 
 # A lost connection or channel: reconnect. Anything else the broker says (a nack, ...) ends the consumer.
 CONNECTION_LOST = (
@@ -103,220 +70,80 @@ CONNECTION_LOST = (
 )
 
 
+# The platform database is unreachable (or stopped committing mid-group): nothing about the events themselves.
+DATABASE_OUTAGE = (OperationalError, InterfaceError, database.DatabaseError, TimeoutError)
+
+
 class BrokerUnavailableError(ConnectionError):
-    """RabbitMQ stayed unreachable for longer than ``bridge_reconnect_timeout_s``."""
+    """The broker stayed unreachable for longer than ``bridge_reconnect_timeout_s``."""
 
 
-class DeadLetterError(Exception):
-    """The event cannot be processed: dead-letter it with these reasons (each names a field and a rule)."""
+def process_riding_out_outages(
+    processor: EventProcessor, bodies: list[bytes], settings: Settings, pause: Callable[[float], bool]
+) -> list[Result]:
+    """Process a group; while the platform database is away, hold it and try again with a doubling pause.
 
-    def __init__(self, reasons: list[str], event: dict[str, Any] | None = None) -> None:
-        super().__init__("; ".join(reasons))
-        self.reasons, self.event = reasons, event or {}
-
-
-@dataclass(frozen=True)
-class Processed:
-    """What one event produced: write-backs still to publish (none for a duplicate) and whether it is new."""
-
-    event_id: str
-    writebacks: list[writeback.WriteBack]
-    duplicate: bool = False
-
-
-def fixed_ids(event_id: str, task: str) -> handlers.FixedIds:
-    """Request and recommendation ids of an event's prediction: the same on every delivery of the event."""
-    digest = hashlib.sha256(f"{event_id}|{task}".encode()).hexdigest()
-    return handlers.FixedIds(request_id=f"evt-{digest[:32]}", recommendation_id=f"rec-{digest[32:56]}")
-
-
-@dataclass
-class EventProcessor:
-    """Turns one raw event into its committed prediction, outcome and write-backs (transport-independent).
-
-    ``after_commit`` (tests) is called with the event id once its prediction is committed, before anything is
-    published or acknowledged.
+    An outage (every event of the group failing with a DATABASE_OUTAGE error, e.g. PostgreSQL restarting) says
+    nothing about the events, so it does not use up their ``bridge_max_attempts``: the group stays unacknowledged
+    and is retried in place (``bridge_reconnect_delay_s`` doubling up to ``bridge_reconnect_delay_max_s``) for
+    up to ``bridge_reconnect_timeout_s``; then, or when ``pause`` returns False (stopping), the results go back
+    to the caller as transient failures. ``pause(seconds)`` waits while keeping the broker connection alive.
     """
+    delay, since = settings.bridge_reconnect_delay_s, time.monotonic()
+    while True:
+        results = processor.process_many(bodies)
+        outage = [r for r in results if isinstance(r, DATABASE_OUTAGE)]
+        if not outage or len(outage) < len(results):
+            return results
+        if time.monotonic() - since >= settings.bridge_reconnect_timeout_s:
+            return results
+        log.warning(
+            "platform database unavailable (%s: %s): holding %d events, trying again in %.1f s",
+            type(outage[0]).__name__,
+            str(outage[0]).splitlines()[0] if str(outage[0]) else "",
+            len(bodies),
+            delay,
+        )
+        if not pause(delay):
+            return results
+        delay = min(delay * 2, settings.bridge_reconnect_delay_max_s)
 
-    runtime: ServingRuntime
-    commit_timeout_s: float = 10.0
-    after_commit: Callable[[str], None] | None = None
+
+def retry_reason(err: Exception, attempts: int | None = None) -> str:
+    """Why an event is retried (or, with ``attempts``, why it was given up on)."""
+    reason = f"{'transient' if isinstance(err, TRANSIENT) else 'error'}: {type(err).__name__}: {err}"
+    return reason if attempts is None else f"{reason} (gave up after {attempts} attempts)"
+
+
+def short_string(value: str | None) -> str | None:
+    """``value`` as an AMQP short string (at most 255 bytes): a longer one is replaced by its digest, since the
+    id of a bad event is unvalidated text and pika refuses to publish a longer one."""
+    if value is None or len(value.encode()) <= 255:
+        return value
+    return f"sha256:{hashlib.sha256(value.encode()).hexdigest()}"
+
+
+def mark_published(processor: EventProcessor, done: list[Processed]) -> None:
+    """Record in the ledger that these write-backs are confirmed; the group is acknowledged either way (a
+    missed mark only means a later redelivery would republish the same message ids)."""
+    try:
+        processor.mark_published([d.event_id for d in done if d.writebacks])
+    except SQLAlchemyError as err:
+        log.warning("published write-backs not marked in the ledger (database away): %s", err)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event as RabbitMQ delivered it."""
+
+    tag: int
+    properties: pika.BasicProperties
+    body: bytes
 
     @property
-    def db_url(self) -> str:
-        return self.runtime.db_url
-
-    def process(self, body: bytes) -> Processed:
-        """Validate and process one event; DeadLetterError for a bad one, TRANSIENT errors propagate."""
-        try:
-            event = parse_event(body)
-        except EventError as err:
-            raise DeadLetterError(err.reasons, err.envelope) from None
-        meta = {"event_id": event.event_id, "source": event.source, "event_type": event.event_type}
-        try:
-            return self._process(event)
-        except TRANSIENT:
-            raise
-        except PERMANENT as err:
-            raise DeadLetterError([str(err)], meta) from None
-
-    def _process(self, event: MesEvent) -> Processed:
-        known = self._ledger(event.event_id)
-        if known is not None:
-            return self._replay(known)
-        if event.kind in ENDPOINTS:
-            task = "yield" if event.kind == "order_released" else "failure"
-            ids = fixed_ids(event.event_id, task)
-            # an earlier delivery may have committed the prediction already: never score twice
-            if not handlers.is_logged(self.db_url, ids.request_id):
-                self._score(event, task, ids)
-                handlers.wait_committed(self.runtime, ids.request_id, self.commit_timeout_s)
-            if self.after_commit is not None:
-                self.after_commit(event.event_id)
-            built = writeback.build(event.source, event.event_id, self._committed(ids.request_id))
-            return self._record(event, [ids.request_id], [built], outcome=None)
-        if event.kind == "order_closed":
-            assert event.order_id is not None and event.good_qty is not None and event.observed_at is not None
-            answered = handlers.outcome(
-                self.runtime,
-                OutcomeRequest(
-                    model="yield",
-                    correlation_id=event.order_id,
-                    entity_id=event.order_id,
-                    actual=event.good_qty,
-                    observed_at=event.observed_at,
-                ),
-                BRIDGE_KEY_ID,
-            )
-            return self._record(event, [], [], outcome=answered.model_dump(mode="json"))
-        return self._record(event, [], [], outcome=None)  # operation completed: recorded, no outcome yet
-
-    def _score(self, event: MesEvent, task: str, ids: handlers.FixedIds) -> None:
-        endpoint = ENDPOINTS[event.kind]
-        if task == "yield":
-            assert event.order_id is not None
-            request = YieldRequest(order_id=event.order_id, order=event.order)
-            handlers.yield_forecast(self.runtime, request, endpoint, ids)
-        else:
-            assert event.machine_id is not None
-            failure = FailureRiskRequest(machine_id=event.machine_id, correlation_id=event.event_id)
-            handlers.failure(self.runtime, failure, endpoint, ids)
-
-    def _committed(self, request_id: str) -> writeback.CommittedPrediction:
-        """The prediction and recommendation of ``request_id`` as the database holds them."""
-        with database.session_scope(self.db_url) as session:
-            entry = session.scalars(
-                select(PredictionLogEntry).where(PredictionLogEntry.request_id == request_id)
-            ).one()
-            rec = session.get(Recommendation, entry.recommendation_id)
-            if rec is None:
-                raise handlers.NotCommittedError(f"recommendation of prediction {request_id} is not stored")
-            output = entry.champion_output if entry.answered_by == "champion" else entry.challenger_output
-            return writeback.CommittedPrediction(
-                request_id=request_id,
-                model_name=entry.model_name,
-                model_version=entry.answered_version,
-                phase=entry.phase,
-                answered_by=entry.answered_by,
-                entity_id=entry.entity_id,
-                line_id=rec.line_id,
-                correlation_id=entry.correlation_id,
-                output=output or {},
-                recommendation_id=rec.recommendation_id,
-                action_class=rec.action_class,
-                text=rec.text,
-                details=rec.details,
-                status=rec.status,
-            )
-
-    def _ledger(self, event_id: str) -> ProcessedEvent | None:
-        with database.session_scope(self.db_url) as session:
-            return session.get(ProcessedEvent, event_id)
-
-    def _replay(self, known: ProcessedEvent) -> Processed:
-        if known.published_at is not None:
-            return Processed(known.event_id, [], duplicate=True)
-        return Processed(known.event_id, [writeback.WriteBack(**w) for w in known.writebacks])
-
-    def _record(
-        self,
-        event: MesEvent,
-        request_ids: list[str],
-        built: list[writeback.WriteBack],
-        outcome: dict[str, Any] | None,
-    ) -> Processed:
-        """Write the ledger row; an event another consumer recorded meanwhile is a duplicate."""
-        now = datetime.now(UTC)
-        row = ProcessedEvent(
-            event_id=event.event_id,
-            source=event.source,
-            event_type=event.event_type,
-            schema_version=event.version,
-            request_ids=request_ids,
-            writebacks=[b.as_dict() for b in built],
-            outcome=outcome,
-            processed_at=now,
-            published_at=None if built else now,
-        )
-        try:
-            with database.session_scope(self.db_url) as session:
-                session.add(row)
-        except IntegrityError:
-            known = self._ledger(event.event_id)
-            if known is None:
-                raise
-            return self._replay(known)
-        return Processed(event.event_id, built)
-
-    def mark_published(self, event_id: str) -> None:
-        """Every write-back of the event is confirmed by the broker: a later delivery publishes nothing."""
-        with database.session_scope(self.db_url) as session:
-            session.execute(
-                update(ProcessedEvent)
-                .where(ProcessedEvent.event_id == event_id, ProcessedEvent.published_at.is_(None))
-                .values(published_at=datetime.now(UTC))
-            )
-
-    def record_dead_letter(
-        self, transport: str, body: bytes, reasons: list[str], attempts: int, event: dict[str, Any]
-    ) -> int | None:
-        """Count a dead letter (reasons, body hash; never the body); None when the database is away."""
-        row = DeadLetter(
-            transport=transport,
-            event_id=_text(event.get("event_id"), 200),
-            source=_text(event.get("source"), 20),
-            event_type=_text(event.get("event_type"), 60),
-            reasons=reasons,
-            attempts=attempts,
-            body_sha256=hashlib.sha256(body).hexdigest(),
-            body_bytes=len(body),
-            received_at=datetime.now(UTC),
-        )
-        try:
-            with database.session_scope(self.db_url) as session:
-                session.add(row)
-                session.flush()
-                return row.id
-        except SQLAlchemyError as err:  # the body is safe in the dead-letter queue; say the count missed it
-            log.error(
-                "dead letter of event %s not counted (database unavailable): %s", event.get("event_id"), err
-            )
-            return None
-
-
-def _text(value: Any, limit: int) -> str | None:
-    return value[:limit] if isinstance(value, str) else None
-
-
-def _envelope_of(body: bytes) -> dict[str, Any]:
-    """event_id, source and event_type of a body, as far as it can be read (for dead-letter headers)."""
-    try:
-        raw = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return {}
-    if not isinstance(raw, dict):
-        return {}
-    return {k: raw[k] for k in ("event_id", "source", "event_type") if isinstance(raw.get(k), str)}
+    def attempts(self) -> int:
+        """This try's number: 1, or one more than the requeued copy's counter."""
+        return int((self.properties.headers or {}).get(ATTEMPTS_HEADER, 0)) + 1
 
 
 @dataclass
@@ -366,10 +193,31 @@ class AmqpBridge:
                 delay = self._wait_to_reconnect(err, lost_since, delay)
 
     def _consume(self) -> None:
-        assert self.channel is not None
-        self.channel.basic_consume(self.settings.bridge_events_queue, self._on_message)
-        log.info("bridge consuming %s", self.settings.bridge_events_queue)
-        self.channel.start_consuming()
+        """Take delivered events in groups: the first one, then whatever else arrives within
+        ``bridge_batch_wait_s`` of the last, up to ``bridge_batch_max`` (a lone event waits at most that long)."""
+        s, channel, connection = self.settings, self.channel, self.connection
+        assert channel is not None and connection is not None
+        group: list[Delivery] = []
+        channel.basic_consume(
+            s.bridge_events_queue,
+            lambda _ch, method, properties, body: group.append(
+                Delivery(method.delivery_tag, properties, body)
+            ),
+        )
+        log.info("bridge consuming %s", s.bridge_events_queue)
+        while not self._stopping.is_set():
+            connection.process_data_events(time_limit=0.2)  # returns early once something was delivered
+            while group and len(group) < s.bridge_batch_max:
+                arrived = len(group)
+                connection.process_data_events(time_limit=s.bridge_batch_wait_s)
+                if len(group) == arrived:
+                    break
+            if group:
+                taken = group[:]
+                self._handle(channel, taken)
+                del group[
+                    : len(taken)
+                ]  # events delivered meanwhile (while an outage held it) stay for the next
 
     def _wait_to_reconnect(self, err: Exception, lost_since: float, delay: float) -> float:
         """Drop the dead connection, pause, and return the next pause (or give up after the timeout)."""
@@ -393,48 +241,53 @@ class AmqpBridge:
                 connection.close()
 
     def stop(self) -> None:
-        """Stop consuming from another thread; the message being processed is finished first."""
+        """Stop consuming from another thread; the group being processed is finished first."""
         self._stopping.set()
-        connection, channel = self.connection, self.channel
-        if connection is not None and channel is not None and connection.is_open:
-            connection.add_callback_threadsafe(channel.stop_consuming)
 
     def close(self) -> None:
         """Close the connection; unacknowledged events go back to the queue."""
         self._discard()
 
-    def _on_message(
-        self, channel: BlockingChannel, method: Any, properties: pika.BasicProperties, body: bytes
-    ) -> None:
-        attempts = int((properties.headers or {}).get(ATTEMPTS_HEADER, 0)) + 1
-        try:
-            done = self.processor.process(body)
-        except DeadLetterError as err:
-            self._dead_letter(channel, body, properties, err.reasons, attempts, err.event)
-        except Exception as err:  # transient (database away, ...) or unforeseen: retried, bounded
-            if not isinstance(err, TRANSIENT):
-                log.exception("event failed unexpectedly (attempt %d)", attempts)
-            reason = f"{'transient' if isinstance(err, TRANSIENT) else 'error'}: {type(err).__name__}: {err}"
-            if attempts >= self.settings.bridge_max_attempts:
-                reasons = [f"{reason} (gave up after {attempts} attempts)"]
-                self._dead_letter(channel, body, properties, reasons, attempts, _envelope_of(body))
+    def _handle(self, channel: BlockingChannel, group: list[Delivery]) -> None:
+        """Process a group, then per event publish / dead-letter / requeue, mark the ledger, ack the group."""
+        results = process_riding_out_outages(
+            self.processor, [d.body for d in group], self.settings, self._pause
+        )
+        published: list[Processed] = []
+        paused = False
+        for delivery, result in zip(group, results, strict=True):
+            if isinstance(result, Processed):
+                self._publish(channel, result)
+                published.append(result)
+                self.counts["duplicates" if result.duplicate else "processed"] += 1
+            elif isinstance(result, DeadLetterError):
+                self._dead_letter(channel, delivery, result.reasons, result.event)
+            elif delivery.attempts >= self.settings.bridge_max_attempts:
+                reasons = [retry_reason(result, delivery.attempts)]
+                self._dead_letter(channel, delivery, reasons, envelope_of(delivery.body))
             else:
-                log.warning(
-                    "event retried (attempt %d of %d): %s",
-                    attempts,
-                    self.settings.bridge_max_attempts,
-                    reason,
-                )
-                time.sleep(self.settings.bridge_retry_delay_s)
-                self._requeue(channel, body, properties, attempts)
-        else:
-            self._publish(channel, done)
-            if done.writebacks:
-                self.processor.mark_published(done.event_id)
-            self.counts["duplicates" if done.duplicate else "processed"] += 1
-        channel.basic_ack(
-            method.delivery_tag
-        )  # only here: after commit, publish and confirm (or dead letter)
+                self._log_retry(result, delivery.attempts)
+                if not paused:  # one pause per group, not per event
+                    time.sleep(self.settings.bridge_retry_delay_s)
+                    paused = True
+                self._requeue(channel, delivery)
+        mark_published(self.processor, published)
+        # only here: every event of the group committed and published, dead-lettered or requeued
+        channel.basic_ack(group[-1].tag, multiple=True)
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait while answering the broker's heartbeats; False when asked to stop."""
+        assert self.connection is not None
+        deadline = time.monotonic() + seconds
+        while not self._stopping.is_set() and time.monotonic() < deadline:
+            self.connection.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        return not self._stopping.is_set()
+
+    def _log_retry(self, err: Exception, attempts: int) -> None:
+        if not isinstance(err, TRANSIENT):
+            log.error("event failed unexpectedly (attempt %d)", attempts, exc_info=err)
+        limit = self.settings.bridge_max_attempts
+        log.warning("event retried (attempt %d of %d): %s", attempts, limit, retry_reason(err))
 
     def _publish(self, channel: BlockingChannel, done: Processed) -> None:
         for index, built in enumerate(done.writebacks):
@@ -452,14 +305,13 @@ class AmqpBridge:
                 ),
             )  # with confirms on, returns once the broker has the message (raises if it refuses it)
 
-    def _requeue(
-        self, channel: BlockingChannel, body: bytes, properties: pika.BasicProperties, attempts: int
-    ) -> None:
-        headers = {**(properties.headers or {}), ATTEMPTS_HEADER: attempts}
+    def _requeue(self, channel: BlockingChannel, delivery: Delivery) -> None:
+        properties = delivery.properties
+        headers = {**(properties.headers or {}), ATTEMPTS_HEADER: delivery.attempts}
         channel.basic_publish(
             "",
             self.settings.bridge_events_queue,
-            body,
+            delivery.body,
             pika.BasicProperties(
                 message_id=properties.message_id,
                 content_type=properties.content_type,
@@ -470,27 +322,21 @@ class AmqpBridge:
         self.counts["retried"] += 1
 
     def _dead_letter(
-        self,
-        channel: BlockingChannel,
-        body: bytes,
-        properties: pika.BasicProperties,
-        reasons: list[str],
-        attempts: int,
-        event: dict[str, Any],
+        self, channel: BlockingChannel, delivery: Delivery, reasons: list[str], event: dict[str, Any]
     ) -> None:
-        row = self.processor.record_dead_letter("amqp", body, reasons, attempts, event)
+        row = self.processor.record_dead_letter("amqp", delivery.body, reasons, delivery.attempts, event)
         log.warning("event %s dead-lettered: %s", event.get("event_id", "(no id)"), "; ".join(reasons))
         channel.basic_publish(
             self.settings.bridge_dead_letter_exchange,
             self.settings.bridge_dead_letter_queue,
-            body,
+            delivery.body,
             pika.BasicProperties(
-                message_id=properties.message_id or event.get("event_id"),
-                content_type=properties.content_type,
+                message_id=short_string(delivery.properties.message_id or event.get("event_id")),
+                content_type=delivery.properties.content_type,
                 delivery_mode=pika.DeliveryMode.Persistent,
                 headers={
                     "x-mesops-reasons": json.dumps(reasons),
-                    ATTEMPTS_HEADER: attempts,
+                    ATTEMPTS_HEADER: delivery.attempts,
                     "x-mesops-dead-letter-id": row if row is not None else "not-counted",
                 },
             ),
@@ -519,10 +365,11 @@ def declare_topology(channel: BlockingChannel, settings: Settings) -> None:
 class MqttBridge:
     """The MQTT (Mosquitto) consumer: QoS 1 in a persistent session, acknowledged only after commit and publish.
 
-    paho's network thread only queues each message; one worker (the caller of :meth:`run`) processes them in
-    order, publishes the write-backs with QoS 1 and waits for the broker's PUBACK before acknowledging the event.
-    MQTT has no requeue: a transient failure is retried in place, ``bridge_max_attempts`` times, then
-    dead-lettered. Unacknowledged events are redelivered by Mosquitto when the bridge reconnects.
+    paho's network thread only queues each message; one worker (the caller of :meth:`run`) takes them in groups
+    (what is queued, up to ``bridge_batch_max``), publishes the write-backs with QoS 1 and waits for the broker's
+    PUBACKs before acknowledging the group's events, in the order they arrived. MQTT has no requeue: a transient
+    failure is retried in place, ``bridge_max_attempts`` times, then dead-lettered. Unacknowledged events are
+    redelivered by Mosquitto when the bridge reconnects.
     """
 
     settings: Settings
@@ -531,9 +378,12 @@ class MqttBridge:
     counts: dict[str, int] = field(
         default_factory=lambda: {"processed": 0, "duplicates": 0, "dead": 0, "retried": 0}
     )
-    _inbox: queue.Queue[mqtt.MQTTMessage] = field(default_factory=queue.Queue)
+    _inbox: queue.Queue[tuple[int, mqtt.MQTTMessage]] = field(default_factory=queue.Queue)
     _connected: threading.Event = field(default_factory=threading.Event)
     _stopping: threading.Event = field(default_factory=threading.Event)
+    _connection: int = 0  # successful connections so far: an event is acknowledged on the one it came by
+    _pubacks: set[int] = field(default_factory=set)  # mids of our publishes the broker has acknowledged
+    _puback: threading.Condition = field(default_factory=threading.Condition)
 
     def connect(self, timeout_s: float = 10.0) -> None:
         """Connect with a persistent session and subscribe to the event topics with QoS 1; returns once subscribed."""
@@ -544,9 +394,11 @@ class MqttBridge:
             clean_session=False,
             manual_ack=True,
         )
+        client.reconnect_delay_set(s.bridge_reconnect_delay_s, s.bridge_reconnect_delay_max_s)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
-        client.on_message = lambda _c, _u, message: self._inbox.put(message)
+        client.on_publish = self._on_publish
+        client.on_message = lambda _c, _u, message: self._inbox.put((self._connection, message))
         client.connect(s.bridge_mqtt_host, s.bridge_mqtt_port, keepalive=30)
         client.loop_start()
         self.client = client
@@ -560,6 +412,7 @@ class MqttBridge:
         if reason.is_failure:
             log.error("MQTT connection refused: %s", reason)
             return
+        self._connection += 1
         client.subscribe(self.settings.bridge_mqtt_topic, qos=1)  # again on every reconnect
 
     def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int, codes: Any, _props: Any) -> None:
@@ -576,13 +429,16 @@ class MqttBridge:
             self.connect()
         while not self._stopping.is_set():
             try:
-                message = self._inbox.get(timeout=0.2)
+                group = [self._inbox.get(timeout=0.2)]
             except queue.Empty:
                 continue
-            self._handle(message)
+            with contextlib.suppress(queue.Empty):
+                while len(group) < self.settings.bridge_batch_max:
+                    group.append(self._inbox.get(timeout=self.settings.bridge_batch_wait_s))
+            self._handle(group)
 
     def stop(self) -> None:
-        """Stop after the event being processed."""
+        """Stop after the group being processed."""
         self._stopping.set()
 
     def close(self) -> None:
@@ -591,44 +447,92 @@ class MqttBridge:
             self.client.disconnect()
             self.client.loop_stop()
 
-    def _handle(self, message: mqtt.MQTTMessage) -> None:
+    def _handle(self, group: list[tuple[int, mqtt.MQTTMessage]]) -> None:
+        """Process the group, retrying its transient failures in place (bounded), then acknowledge it in order.
+
+        An event delivered over an earlier connection is processed but not acknowledged: its mid means nothing
+        to this connection (it could acknowledge another event), and Mosquitto redelivers it on this one if it
+        kept the session (a ledger duplicate then).
+        """
         assert self.client is not None
-        body, limit = message.payload, self.settings.bridge_max_attempts
-        for attempt in range(1, limit + 1):
+        waiting, published = [message for _, message in group], []
+        for attempt in range(1, self.settings.bridge_max_attempts + 1):
+            results = process_riding_out_outages(
+                self.processor,
+                [m.payload for m in waiting],
+                self.settings,
+                lambda seconds: not self._stopping.wait(seconds),
+            )
+            retry = []
+            for message, result in zip(waiting, results, strict=True):
+                outcome = self._settle(message, self._published(result), attempt)
+                if isinstance(outcome, Processed):
+                    published.append(outcome)
+                elif outcome is not None:
+                    retry.append(message)
+            waiting = retry
+            if not waiting:
+                break
+            self.counts["retried"] += len(waiting)
+            time.sleep(self.settings.bridge_retry_delay_s)
+        mark_published(self.processor, published)
+        for connection, message in group:  # only here: after commit and PUBACK (or dead letter)
+            if connection == self._connection:
+                self.client.ack(message.mid, message.qos)
+
+    def _published(self, result: Result) -> Result:
+        """Publish a processed event's write-backs; a broker that does not confirm makes it a retry."""
+        if isinstance(result, Processed):
             try:
-                done = self.processor.process(body)
-                self._publish(done)
-            except DeadLetterError as err:
-                self._dead_letter(message, err.reasons, attempt, err.event)
-                break
-            except (
-                Exception
-            ) as err:  # transient (database away, ...) or unforeseen: retried in place, bounded
-                reason = (
-                    f"{'transient' if isinstance(err, TRANSIENT) else 'error'}: {type(err).__name__}: {err}"
-                )
-                if attempt == limit:
-                    reasons = [f"{reason} (gave up after {attempt} attempts)"]
-                    self._dead_letter(message, reasons, attempt, _envelope_of(body))
-                    break
-                log.warning("MQTT event retried (attempt %d of %d): %s", attempt, limit, reason)
-                self.counts["retried"] += 1
-                time.sleep(self.settings.bridge_retry_delay_s)
-            else:
-                if done.writebacks:
-                    self.processor.mark_published(done.event_id)
-                self.counts["duplicates" if done.duplicate else "processed"] += 1
-                break
-        self.client.ack(message.mid, message.qos)  # only here: after commit and PUBACK (or dead letter)
+                self._publish(result)
+            except TimeoutError as err:
+                return err
+        return result
+
+    def _settle(self, message: mqtt.MQTTMessage, result: Result, attempt: int) -> Result | None:
+        """Count a processed event, dead-letter a bad or given-up one (None); a retry is returned as is."""
+        if isinstance(result, Processed):
+            self.counts["duplicates" if result.duplicate else "processed"] += 1
+            return result
+        if isinstance(result, DeadLetterError):
+            self._dead_letter(message, result.reasons, attempt, result.event)
+            return None
+        if attempt == self.settings.bridge_max_attempts:
+            reasons = [retry_reason(result, attempt)]
+            self._dead_letter(message, reasons, attempt, envelope_of(message.payload))
+            return None
+        log.warning("MQTT event retried (attempt %d): %s", attempt, retry_reason(result))
+        return result
 
     def _publish(self, done: Processed) -> None:
-        assert self.client is not None
         prefix = self.settings.bridge_mqtt_writeback_prefix
         for built in done.writebacks:
-            info = self.client.publish(f"{prefix}/{built.source}/{built.kind}", json.dumps(built.body), qos=1)
-            info.wait_for_publish(timeout=self.settings.bridge_commit_timeout_s)
-            if not info.is_published():
-                raise TimeoutError(f"MQTT broker did not confirm the write-back of event {done.event_id}")
+            topic = f"{prefix}/{built.source}/{built.kind}"
+            self._send(topic, json.dumps(built.body), f"the write-back of event {done.event_id}")
+
+    def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, _reason: Any, _props: Any) -> None:
+        with self._puback:
+            self._pubacks.add(mid)
+            self._puback.notify_all()
+
+    def _send(self, topic: str, payload: str, what: str) -> None:
+        """Publish with QoS 1 and wait for the broker's PUBACK, across reconnections.
+
+        paho keeps a QoS 1 message it could not send (or whose PUBACK the lost connection took) and sends it
+        again once reconnected: a broker restart delays the PUBACK, it does not fail the event (a retry would
+        only publish another copy). No broker for ``bridge_reconnect_timeout_s``: BrokerUnavailableError.
+        """
+        assert self.client is not None
+        info = self.client.publish(topic, payload, qos=1)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            raise TimeoutError(f"MQTT client queue full: {what} not sent")
+        timeout_s = self.settings.bridge_reconnect_timeout_s
+        with self._puback:
+            if not self._puback.wait_for(lambda: info.mid in self._pubacks, timeout_s):
+                raise BrokerUnavailableError(
+                    f"MQTT broker did not acknowledge {what} within {timeout_s:g} s (bridge_reconnect_timeout_s)"
+                )
+            self._pubacks.discard(info.mid)
 
     def _dead_letter(
         self, message: mqtt.MQTTMessage, reasons: list[str], attempts: int, event: dict[str, Any]
@@ -644,6 +548,5 @@ class MqttBridge:
             "event_id": event.get("event_id"),
             "body_base64": base64.b64encode(message.payload).decode(),
         }
-        info = self.client.publish(self.settings.bridge_mqtt_dead_letter_topic, json.dumps(letter), qos=1)
-        info.wait_for_publish(timeout=self.settings.bridge_commit_timeout_s)
+        self._send(self.settings.bridge_mqtt_dead_letter_topic, json.dumps(letter), "a dead letter")
         self.counts["dead"] += 1

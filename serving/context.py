@@ -10,6 +10,8 @@ same feature functions training used (models/), so a served prediction sees what
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -24,6 +26,12 @@ from pipelines.training import TASK_TABLES
 from pipelines.zones import ZoneStore
 
 CONTEXT_TABLES = tuple(sorted({t for tables in TASK_TABLES.values() for t in tables}))
+# Orders sent with their own header (new releases) whose features were built: a redelivered event or a repeated
+# request finds them again instead of rebuilding (~0.13 s each, nearly all of it fixed cost per build).
+SENT_ORDERS_CACHED = 10_000
+METER_DAYS_CACHED = (
+    1_000  # a meter-day's 96 feature rows (~25 ms to build): every order released that day asks
+)
 
 
 class UnknownEntityError(LookupError):
@@ -60,6 +68,9 @@ class FeatureContext:
         orders = tables.get("production_orders", pd.DataFrame())
         self._orders = orders.set_index("order_id", drop=False) if not orders.empty else orders
         self._order_features = _ingested_order_features(tables)
+        self._sent_order_features: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self._meter_days: OrderedDict[tuple[str, pd.Timestamp], pd.DataFrame] = OrderedDict()
+        self._sent_lock = threading.Lock()
 
     @classmethod
     def load(cls, home: Path) -> FeatureContext:
@@ -103,12 +114,36 @@ class FeatureContext:
         An ingested order's features were built once with the context (its header is the curated one); an
         order sent with its own header is built on request from the same history.
         """
+        return self.yield_features_many([header])[0]
+
+    def yield_features_many(self, headers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The features of several orders, in order: those not ingested nor seen before built in ONE pass.
+
+        Building costs about the same for one order as for a hundred (it walks the history once), so callers
+        with several new orders at hand (the event bridge, a batch request) ask for them together.
+        """
         if not _has_yield_history(self.tables):
             raise UnknownEntityError("order_id: no production history has been ingested yet")
+        found = [self._known_features(h) for h in headers]
+        missing = {_header_key(h): h for h, f in zip(headers, found, strict=True) if f is None}
+        built: dict[tuple[Any, ...], dict[str, Any]] = {}
+        if missing:
+            frame = build_yield_features(self.tables, _naive_utc_orders(list(missing.values())))
+            built = dict(zip(missing, _features_as_dicts(frame), strict=True))
+            with self._sent_lock:
+                self._sent_order_features.update(built)
+                while len(self._sent_order_features) > SENT_ORDERS_CACHED:
+                    self._sent_order_features.popitem(last=False)
+        return [
+            dict(f if f is not None else built[_header_key(h)]) for h, f in zip(headers, found, strict=True)
+        ]
+
+    def _known_features(self, header: dict[str, Any]) -> dict[str, Any] | None:
         known = self._order_features.get(header["order_id"])
         if known is not None and header == self.order_header(header["order_id"]):
-            return dict(known)
-        return _features_as_dicts(build_yield_features(self.tables, _naive_utc_orders([header])))[0]
+            return known
+        with self._sent_lock:
+            return self._sent_order_features.get(_header_key(header))
 
     # --- consumption ----------------------------------------------------------------------------------
     def consumption_features(self, meter_id: str, day: date | None) -> pd.DataFrame:
@@ -127,7 +162,16 @@ class FeatureContext:
                 f"day: readings of meter {meter_id!r} end on {last.date()}; the latest day that can be "
                 f"forecast is {next_day.date()}"
             )
-        return build_features(mine, ENERGY_READINGS, [target], [meter_id])
+        key = (meter_id, target)
+        with self._sent_lock:
+            cached = self._meter_days.get(key)
+        if cached is None:
+            cached = build_features(mine, ENERGY_READINGS, [target], [meter_id])
+            with self._sent_lock:  # a meter-day's features only change with new readings (a new context)
+                self._meter_days[key] = cached
+                while len(self._meter_days) > METER_DAYS_CACHED:
+                    self._meter_days.popitem(last=False)
+        return cached.copy()
 
 
 def _latest_machine_features(tables: dict[str, pd.DataFrame]) -> dict[str, MachineContext]:
@@ -154,6 +198,11 @@ def _utc(moment: pd.Timestamp) -> pd.Timestamp:
 
 def _has_yield_history(tables: dict[str, pd.DataFrame]) -> bool:
     return all(tables.get(t) is not None and not tables[t].empty for t in TASK_TABLES["yield"])
+
+
+def _header_key(header: dict[str, Any]) -> tuple[Any, ...]:
+    """An order header as a hashable key (same order id with another header is another order)."""
+    return tuple((column, str(header.get(column))) for column in ENTITY_COLUMNS)
 
 
 def _naive_utc_orders(headers: list[dict[str, Any]]) -> pd.DataFrame:

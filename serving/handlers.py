@@ -4,14 +4,15 @@ One code path for every way a prediction is asked for: the HTTP service (serving
 bridge (serving/bridge.py) both call these functions with a :class:`~serving.runtime.ServingRuntime`.
 
 A caller that must know its record is stored before it acts (the bridge acknowledges an event only then) passes
-:class:`FixedIds` (ids derived from the event, so a redelivered event maps onto the same rows) and then calls
-:func:`wait_committed`.
+:class:`FixedIds` (ids derived from the event, so a redelivered event maps onto the same rows), flushes the
+runtime's log writer and checks :func:`logged_request_ids`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -64,31 +65,16 @@ def failure(
         machine = context.machine(request.machine_id)
         features, forecast_at = machine.features, machine.forecast_at.to_pydatetime()
     correlation = request.correlation_id or f"{request.machine_id}@{forecast_at.isoformat()}"
-
-    def score(forecaster: Any) -> dict[str, Any]:
-        return scoring.score_failure(forecaster, features)
-
-    scored = _with_ids(
-        runtime.answer(
-            "failure",
-            request.machine_id,
-            score,
-            lambda out: advice.failure_advice(
-                request.machine_id, out["probability"], out["threshold"], scoring.HORIZON_HOURS
-            ),
+    scored = _serve(
+        runtime,
+        Served("failure", request.machine_id, context.line_of_machine(request.machine_id), correlation),
+        scoring.score_failure,
+        scoring.score_failure_many,
+        features,
+        lambda out: advice.failure_advice(
+            request.machine_id, out["probability"], out["threshold"], scoring.HORIZON_HOURS
         ),
-        ids,
-    )
-    runtime.log(
-        scored,
-        endpoint=endpoint,
-        entity_id=request.machine_id,
-        line_id=context.line_of_machine(request.machine_id),
-        correlation_id=correlation,
-        features=features,
-        score_many=scoring.score_failure_many,
-        payload=features,
-        started=started,
+        Logged(endpoint, features, ids, started),
     )
     return FailureRiskResponse(
         **_answer(scored, correlation),
@@ -114,29 +100,14 @@ def yield_forecast(
     features = context.yield_features(header)
     planned = float(header["planned_qty"])
     correlation = request.correlation_id or request.order_id
-
-    def score(forecaster: Any) -> dict[str, Any]:
-        return scoring.score_yield(forecaster, features)
-
-    scored = _with_ids(
-        runtime.answer(
-            "yield",
-            request.order_id,
-            score,
-            lambda out: advice.yield_advice(request.order_id, out["yield_fraction"], planned),
-        ),
-        ids,
-    )
-    runtime.log(
-        scored,
-        endpoint=endpoint,
-        entity_id=request.order_id,
-        line_id=str(header["line_id"]),
-        correlation_id=correlation,
-        features=features,
-        score_many=scoring.score_yield_many,
-        payload=features,
-        started=started,
+    scored = _serve(
+        runtime,
+        Served("yield", request.order_id, str(header["line_id"]), correlation),
+        scoring.score_yield,
+        scoring.score_yield_many,
+        features,
+        lambda out: advice.yield_advice(request.order_id, out["yield_fraction"], planned),
+        Logged(endpoint, features, ids, started),
     )
     fraction = scored.output["yield_fraction"]
     return YieldResponse(
@@ -156,42 +127,28 @@ def consumption(
     rows = runtime.require_context().consumption_features(request.meter_id, request.day)
     day = rows["target_day"].iloc[0].date()
     correlation = request.correlation_id or f"{request.meter_id}@{day.isoformat()}"
-
-    def score(forecaster: Any) -> dict[str, Any]:
-        return scoring.score_consumption(forecaster, rows)
-
-    scored = _with_ids(
-        runtime.answer(
-            "consumption",
-            request.meter_id,
-            score,
-            lambda out: advice.consumption_advice(
-                request.meter_id,
-                day.isoformat(),
-                out["total_kwh"],
-                out["lower_kwh"],
-                out["upper_kwh"],
-                out["peak"],
-            ),
-        ),
-        ids,
-    )
     features = {
         "series": request.meter_id,
         "day": day.isoformat(),
         "rows": len(rows),
         **{k: _plain(v) for k, v in rows.iloc[0].items() if k not in ("series", "group", "target_day", "ts")},
     }
-    runtime.log(
-        scored,
-        endpoint=endpoint,
-        entity_id=request.meter_id,
-        line_id=str(rows["group"].iloc[0]) if "group" in rows else None,
-        correlation_id=correlation,
-        features=features,
-        score_many=scoring.score_consumption_many,
-        payload=rows,
-        started=started,
+    line_id = str(rows["group"].iloc[0]) if "group" in rows else None
+    scored = _serve(
+        runtime,
+        Served("consumption", request.meter_id, line_id, correlation),
+        scoring.score_consumption,
+        scoring.score_consumption_many,
+        rows,
+        lambda out: advice.consumption_advice(
+            request.meter_id,
+            day.isoformat(),
+            out["total_kwh"],
+            out["lower_kwh"],
+            out["upper_kwh"],
+            out["peak"],
+        ),
+        Logged(endpoint, features, ids, started),
     )
     out = scored.output
     return ConsumptionResponse(
@@ -226,22 +183,61 @@ def outcome(runtime: ServingRuntime, request: OutcomeRequest, key_id: str) -> Ou
     )
 
 
-def is_logged(db_url: str, request_id: str) -> bool:
-    """Whether the prediction log holds ``request_id`` (its recommendation is committed in the same transaction)."""
+def logged_request_ids(db_url: str, request_ids: list[str]) -> set[str]:
+    """Those of ``request_ids`` the prediction log holds (one query)."""
+    if not request_ids:
+        return set()
     column = PredictionLogEntry.__table__.c.request_id  # type: ignore[attr-defined]
     with database.get_engine(db_url).connect() as connection:
-        return connection.scalar(select(column).where(column == request_id)) is not None
+        return set(connection.scalars(select(column).where(column.in_(request_ids))))
 
 
-def wait_committed(runtime: ServingRuntime, request_id: str, timeout_s: float = 10.0) -> None:
-    """Block until the prediction ``request_id`` and its recommendation are committed.
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What a prediction is about: its model's task, the entity, the entity's line and the correlation id."""
 
-    Raises NotCommittedError when the writer rejected the record, TimeoutError when it is still waiting
-    (the database is away): in both cases the caller must not acknowledge what it answered.
-    """
-    runtime.writer.flush(timeout_s)
-    if not is_logged(runtime.db_url, request_id):
-        raise NotCommittedError(f"prediction {request_id} was not stored by the prediction log writer")
+    task: str
+    entity_id: str
+    line_id: str | None
+    correlation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Logged:
+    """How a prediction is logged: endpoint, the features recorded, fixed ids (or None) and its start time."""
+
+    endpoint: str
+    features: dict[str, Any]
+    ids: FixedIds | None
+    started: float
+
+
+def _serve(
+    runtime: ServingRuntime,
+    served: Served,
+    score: Callable[[Any, Any], dict[str, Any]],
+    score_many: Callable[[Any, list[Any]], list[dict[str, Any]]],
+    payload: Any,
+    advise: Callable[[dict[str, Any]], advice.Advice],
+    logged: Logged,
+) -> Scored:
+    """Route, score ``payload`` with the chosen arm, advise, and queue the prediction for the log."""
+    scored = _with_ids(
+        runtime.answer(served.task, served.entity_id, lambda forecaster: score(forecaster, payload), advise),
+        logged.ids,
+    )
+    runtime.log(
+        scored,
+        endpoint=logged.endpoint,
+        entity_id=served.entity_id,
+        line_id=served.line_id,
+        correlation_id=served.correlation_id,
+        features=logged.features,
+        score_many=score_many,
+        payload=payload,
+        started=logged.started,
+    )
+    return scored
 
 
 def _with_ids(scored: Scored, ids: FixedIds | None) -> Scored:

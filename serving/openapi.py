@@ -2,7 +2,7 @@
 
 BentoML generates the paths and request/response schemas from the typed endpoints, but it cannot describe
 what the service adds around them: it lists 400/404/500 with BentoML's own error schema (the service's errors
-have another shape and it never answers a 500 on purpose), omits 401/403/409/503, and has no place for the
+have another shape and it never answers a 500 on purpose), omits 401/403/409/413/503, and has no place for the
 API-key security scheme. :func:`complete_document` fixes that on the generated document, and
 :class:`OpenApiDocumentMiddleware` serves the result in place of BentoML's. The version is stamped 3.1.0,
 because the schemas are pydantic's JSON Schema 2020-12 (numeric ``exclusiveMinimum``, ``{"type": "null"}``),
@@ -33,6 +33,7 @@ ERROR_STATUS_TEXT = {
     403: "The key's role may not call this endpoint; `required_roles` lists the roles that may.",
     404: "The machine, order, meter or recommendation is not known.",
     409: "Conflicts with what is already recorded (a different decision or outcome for the same thing).",
+    413: "The body is over the service's size limit (setting serving_max_body_bytes, 2 MiB by default).",
     503: "Not ready (no champion loaded) or the prediction log is overloaded: retry later.",
 }
 ERRORS_BY_PERMISSION: dict[Permission, tuple[int, ...]] = {
@@ -42,6 +43,7 @@ ERRORS_BY_PERMISSION: dict[Permission, tuple[int, ...]] = {
     Permission.RELOAD: (400, 401, 403, 503),
     Permission.READ: (400, 401, 403, 503),
 }
+BODY_ERRORS = (413,)  # what any operation taking a request body can answer besides its own errors
 
 
 class FieldProblem(BaseModel):
@@ -56,7 +58,8 @@ class ErrorBody(BaseModel):
     """The body of every error the service answers."""
 
     error: str = Field(
-        description="unauthorized, forbidden, invalid_request, not_found, conflict, unavailable"
+        description="unauthorized, forbidden, invalid_request, not_found, conflict, payload_too_large, "
+        "unavailable"
     )
     detail: str | list[FieldProblem]
     required_roles: list[str] | None = Field(default=None, description="on 401 and 403")
@@ -87,7 +90,8 @@ def complete_document(
             f"(to {PERMISSION_TEXT[permission]})."
         ).strip()
         responses = {str(k): v for k, v in operation["responses"].items() if str(k).startswith("2")}
-        for status in ERRORS_BY_PERMISSION[permission]:
+        body_errors = BODY_ERRORS if "requestBody" in operation else ()
+        for status in sorted((*ERRORS_BY_PERMISSION[permission], *body_errors)):
             responses[str(status)] = {
                 "description": ERROR_STATUS_TEXT[status],
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
+
 from governance import rollout
 from governance.api_keys import active_keys
 from governance.phase_policy import Phase, PhasePolicy, load_policies
@@ -126,7 +128,12 @@ class ServingRuntime:
         while not self._stop.wait(self.settings.serving_refresh_s):
             try:
                 self.refresh()
-            except Exception:  # the loop must survive a database outage; the next tick tries again
+            except OperationalError as err:  # the database is away (restarting): one line, not a traceback
+                log.warning(
+                    "refresh failed (%s); serving the last loaded state",
+                    str(err.orig).strip().splitlines()[0],
+                )
+            except Exception:  # the loop must survive anything; the next tick tries again
                 log.exception("refresh failed; serving the last loaded state")
 
     def refresh(self) -> dict[str, dict[str, str | None]]:

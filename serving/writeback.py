@@ -4,6 +4,8 @@
   DispatchList entry for the equipment (the Dispatcher Console shows it to the shift).
 - Plex: a yield forecast is a custom-object record on the job; a failure risk is an Activity Center
   notification for the workcenter.
+- A released order's message also carries the expected energy of its line on the release day (the consumption
+  forecast of the line's meters) in the same custom properties / record (:func:`build_release`).
 
 Every payload carries a ``mesops`` block (event id, recommendation id, model, version, phase, status) so the MES
 can correlate it; a ``PENDING_APPROVAL`` one carries an ``approval`` block with what a planner needs to decide
@@ -13,6 +15,7 @@ can correlate it; a ``PENDING_APPROVAL`` one carries an ``approval`` block with 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import date
 from typing import Any
 
 from governance.recommendations import ALLOWED_REASONS, RecommendationStatus
@@ -54,7 +57,7 @@ class WriteBack:
 
 def build(source: str, event_id: str, prediction: CommittedPrediction) -> WriteBack:
     """The write-back of a committed prediction for the MES ``source`` (opcenter or plex)."""
-    task = prediction.model_name.removeprefix("mesops-")
+    task = _task(prediction)
     builder = _BUILDERS.get((source, task))
     if builder is None:
         raise ValueError(f"source/model: no write-back shape for {source} {task} predictions")
@@ -63,6 +66,87 @@ def build(source: str, event_id: str, prediction: CommittedPrediction) -> WriteB
     if prediction.status == RecommendationStatus.PENDING_APPROVAL:
         body["approval"] = _approval_block(prediction)
     return WriteBack(source, kind, f"{source}.{kind}", body)
+
+
+def build_release(
+    source: str,
+    event_id: str,
+    order: CommittedPrediction,
+    energy: list[CommittedPrediction],
+    day: date,
+    skipped: list[str],
+) -> WriteBack:
+    """The write-back of a released order: its yield forecast and, in the same message, the expected energy of
+    its line on ``day`` (the ``energy`` forecasts of the line's meters, summed); ``skipped`` says why a meter's
+    forecast is missing (the energy fields are then null or cover the meters that could be forecast)."""
+    tasks = [_task(order)] + [_task(p) for p in energy]
+    if tasks != ["yield"] + ["consumption"] * len(energy):
+        raise ValueError(
+            f"model: a released order's write-back is yield and consumption forecasts, not {tasks}"
+        )
+    built = build(source, event_id, order)
+    fields = _energy_fields(energy, day, skipped)
+    names = _ENERGY_NAMES[source]
+    target = built.body["body"] if source == "opcenter" else built.body["record"]
+    target.update({names[k]: v for k, v in fields.items()})
+    built.body["mesops"]["consumption"] = [_consumption_block(p) for p in energy]
+    if skipped:
+        built.body["mesops"]["consumption_skipped"] = skipped
+    return built
+
+
+def _task(p: CommittedPrediction) -> str:
+    return p.model_name.removeprefix("mesops-")
+
+
+def _energy_fields(energy: list[CommittedPrediction], day: date, skipped: list[str]) -> dict[str, Any]:
+    def total(key: str) -> float | None:
+        return round(sum(float(p.details[key]) for p in energy), 1) if energy else None
+
+    return {
+        "kwh": total("total_kwh"),
+        "lower": total("lower_kwh"),
+        "upper": total("upper_kwh"),
+        "day": day.isoformat(),
+        "meters": ",".join(p.entity_id for p in energy) or None,
+        "text": "; ".join(p.text for p in energy) or None,
+        "skipped": "; ".join(skipped) or None,
+    }
+
+
+# The energy fields in each MES's naming (Opcenter custom properties, Plex custom-object fields).
+_ENERGY_NAMES = {
+    "opcenter": {
+        "kwh": "MesopsExpectedEnergyKwh",
+        "lower": "MesopsExpectedEnergyLowerKwh",
+        "upper": "MesopsExpectedEnergyUpperKwh",
+        "day": "MesopsEnergyDay",
+        "meters": "MesopsEnergyMeters",
+        "text": "MesopsEnergyRecommendation",
+        "skipped": "MesopsEnergySkipped",
+    },
+    "plex": {
+        "kwh": "expectedEnergyKwh",
+        "lower": "expectedEnergyLowerKwh",
+        "upper": "expectedEnergyUpperKwh",
+        "day": "energyDay",
+        "meters": "energyMeters",
+        "text": "energyRecommendation",
+        "skipped": "energySkipped",
+    },
+}
+
+
+def _consumption_block(p: CommittedPrediction) -> dict[str, Any]:
+    """One meter's forecast in the ``mesops`` block: its numbers, ids and status (and approval when pending)."""
+    block = {
+        "meter_id": p.entity_id,
+        **{k: p.details.get(k) for k in ("total_kwh", "lower_kwh", "upper_kwh")},
+        **_prediction_block(p),
+    }
+    if p.status == RecommendationStatus.PENDING_APPROVAL:
+        block["approval"] = _approval_block(p)
+    return block
 
 
 def _opcenter_order_patch(p: CommittedPrediction) -> tuple[str, dict[str, Any]]:
@@ -131,8 +215,11 @@ _BUILDERS = {
 
 
 def _mesops_block(event_id: str, p: CommittedPrediction) -> dict[str, Any]:
+    return {"event_id": event_id, **_prediction_block(p)}
+
+
+def _prediction_block(p: CommittedPrediction) -> dict[str, Any]:
     return {
-        "event_id": event_id,
         "correlation_id": p.correlation_id,
         "recommendation_id": p.recommendation_id,
         "request_id": p.request_id,

@@ -19,31 +19,20 @@ from sqlalchemy.engine import make_url
 from mesops import stack
 from mesops.settings import get_settings
 from mesops.stack import (
-    DEFAULT_POSTGRES_URL,
     Child,
     ProductionProfile,
     StackConfig,
     StackError,
     build_components,
+    drop_databases,
     ensure_databases,
     production_profile,
     read_state,
 )
+from pipelines.runner import build_simulated_installation
 from serving.server import REPO_ROOT, descendants, free_ports
 
 KEY = "test-key-0123456789abcdef"
-
-
-def _drop(profile: ProductionProfile) -> None:
-    admin = create_engine(DEFAULT_POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        for url in (profile.platform_url, profile.mlflow_url, profile.dagster_url):
-            name = make_url(url).database
-            connection.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
-            )
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
 
 
 @pytest.fixture
@@ -65,7 +54,7 @@ def profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Product
     try:
         yield chosen
     finally:
-        _drop(chosen)
+        drop_databases(chosen)
 
 
 def test_profile_keeps_explicit_urls_and_refuses_sqlite(settings) -> None:  # type: ignore[no-untyped-def]
@@ -135,20 +124,6 @@ def test_stop_ends_a_child_and_the_orphans_of_its_own_sessions(tmp_path: Path) -
     assert [pid for pid in below if _alive(pid)] == []
 
 
-def _train(profile: ProductionProfile) -> None:
-    from pipelines.runner import ingest_batches, train_models
-    from pipelines.simulator import SimulationConfig, emit_extracts, simulate
-
-    settings = get_settings()
-    settings.ensure_dirs()
-    history = simulate(SimulationConfig(seed=7, days=90, lines=2, machines_per_line=6, defect_rate=0.01))
-    emit_extracts(history, settings.landing_dir / "opcenter" / "b90", mes="opcenter", batch_id="b90")
-    [ingest] = ingest_batches(settings)
-    assert ingest.success, ingest.failed_steps
-    trained = train_models(settings)
-    assert trained.success, trained.failed_steps
-
-
 def _wait_for_state(home: Path, up: subprocess.Popen[bytes], timeout_s: float) -> dict:  # type: ignore[type-arg]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -174,7 +149,7 @@ def _rows(url: str, query: str) -> list[tuple]:  # type: ignore[type-arg]
 def test_up_runs_two_replicas_on_postgres_and_stops_clean(profile: ProductionProfile, tmp_path: Path) -> None:
     from governance.api_keys import create_key
 
-    _train(profile)
+    build_simulated_installation(get_settings())
     key = create_key(profile.platform_url, "integration", "stack test").key
     first = free_ports(2)  # the two replicas
     dagster_port = free_ports(1, avoid=(first, first + 1))

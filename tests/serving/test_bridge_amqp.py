@@ -1,5 +1,6 @@
 """The MES event bridge against the real RabbitMQ: one write-back per event, dead letters, idempotency, ack after
-commit. Each test module run uses its own exchanges and queues (deleted afterwards) on the shared broker."""
+commit, energy forecasts on order release, failure outcomes from machine events. Each test module run uses its
+own exchanges and queues (deleted afterwards) on the shared broker."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pika
@@ -22,7 +24,8 @@ from mesops import database
 from mesops.bridge_tables import DeadLetter, ProcessedEvent
 from mesops.serving_tables import Outcome, PredictionLogEntry, Recommendation
 from mesops.settings import Settings, get_settings
-from serving.bridge import AmqpBridge, EventProcessor, fixed_ids
+from serving.bridge import AmqpBridge
+from serving.event_processor import EventProcessor, fixed_ids, meters_by_line
 from serving.prediction_log import LogOverloadedError
 from serving.runtime import ServingRuntime
 from tests.serving.conftest import KEY, Installation
@@ -377,11 +380,11 @@ class Flaky(EventProcessor):
         super().__init__(runtime)
         self.failures, self.tries = failures, 0
 
-    def _process(self, event: Any) -> Any:
+    def _process_group(self, events: Any) -> Any:
         self.tries += 1
         if self.tries <= self.failures:
             raise LogOverloadedError("prediction log backlog full")
-        return super()._process(event)
+        return super()._process_group(events)
 
 
 def test_transient_failures_are_retried_then_dead_lettered_after_the_bound(plant: Plant) -> None:
@@ -399,3 +402,180 @@ def test_transient_failures_are_retried_then_dead_lettered_after_the_bound(plant
     [reason] = json.loads(props.headers["x-mesops-reasons"])
     assert reason.startswith("transient: LogOverloadedError") and "after 3 attempts" in reason
     assert _count(plant, PredictionLogEntry.id, PredictionLogEntry.entity_id == f"J-{t}-x") == 0
+
+
+# --- order released: yield and energy; machine events: failure outcomes ------------------------------------
+def _ledger_row(plant: Plant, event_id: str) -> ProcessedEvent:
+    with database.session_scope(plant.db) as session:
+        row = session.get(ProcessedEvent, event_id)
+        assert row is not None, event_id
+        session.expunge(row)
+        return row
+
+
+def _logged_row(plant: Plant, request_id: str) -> PredictionLogEntry:
+    with database.session_scope(plant.db) as session:
+        row = session.scalars(
+            select(PredictionLogEntry).where(PredictionLogEntry.request_id == request_id)
+        ).one()
+        session.expunge(row)
+        return row
+
+
+def _details(plant: Plant, request_id: str) -> dict[str, Any]:
+    with database.session_scope(plant.db) as session:
+        rec = session.scalars(select(Recommendation).where(Recommendation.request_id == request_id)).one()
+        return dict(rec.details)
+
+
+def test_an_order_release_gives_a_yield_and_an_energy_forecast_in_one_write_back(plant: Plant) -> None:
+    t = _tag()
+    po, job = f"{t}-po", f"{t}-job"
+    line, day = plant.order["line_id"], plant.order["released_at"].date().isoformat()
+    [meter] = meters_by_line(plant.runtime.require_context().tables["energy_readings"])[line]
+    with Running(plant) as running:
+        _publish(plant, _released(plant, "opcenter", f"PO-{t}", po))
+        _publish(plant, _released(plant, "plex", f"J-{t}", job))
+        got = _drain(plant, plant.settings.bridge_writeback_queue, expected=2)
+    assert running.error is None
+    by_id = {props.message_id: body for props, body in got}
+    assert sorted(by_id) == sorted([po, job])  # one message per event: the energy rides in the order's
+    for event_id in (po, job):
+        order_ids, energy_ids = fixed_ids(event_id, "yield"), fixed_ids(event_id, "consumption")
+        energy = _logged_row(plant, energy_ids.request_id)
+        assert (energy.model_name, energy.entity_id, energy.endpoint) == (
+            "mesops-consumption",
+            meter,
+            "bridge:consumption",
+        )
+        assert (
+            energy.correlation_id == f"{meter}@{day}"
+        )  # joins the meter-day's outcome like an HTTP forecast
+        assert (
+            _count(plant, PredictionLogEntry.id, PredictionLogEntry.request_id == order_ids.request_id) == 1
+        )
+        ledger = _ledger_row(plant, event_id)
+        assert ledger.request_ids == [order_ids.request_id, energy_ids.request_id] and ledger.outcome is None
+        [block] = by_id[event_id]["mesops"]["consumption"]
+        assert block["recommendation_id"] == energy_ids.recommendation_id and block["meter_id"] == meter
+    expected = _details(plant, fixed_ids(po, "consumption").request_id)
+    patch = by_id[po]["body"]
+    assert patch["MesopsExpectedEnergyKwh"] == expected["total_kwh"] > 0
+    assert patch["MesopsExpectedEnergyLowerKwh"] <= patch["MesopsExpectedEnergyKwh"]
+    assert patch["MesopsExpectedEnergyUpperKwh"] == expected["upper_kwh"] >= patch["MesopsExpectedEnergyKwh"]
+    assert (patch["MesopsEnergyDay"], patch["MesopsEnergyMeters"], patch["MesopsEnergySkipped"]) == (
+        day,
+        meter,
+        None,
+    )
+    assert patch["MesopsExpectedYield"] is not None  # the yield part is still there
+    record = by_id[job]["record"]
+    assert record["expectedEnergyKwh"] > 0 and record["energyDay"] == day and record["energyMeters"] == meter
+
+
+def test_a_release_day_beyond_the_readings_skips_the_energy_part_not_the_event(plant: Plant) -> None:
+    t = _tag()
+    event_id = f"{t}-late"
+    body = json.loads(_released(plant, "plex", f"J-{t}", event_id))
+    body["data"]["releaseDate"] = AT  # 2026: long after the last energy reading of the simulated plant
+    dead_before = _count(plant, DeadLetter.id)
+    with Running(plant) as running:
+        _publish(plant, json.dumps(body).encode())
+        [(props, written)] = _drain(plant, plant.settings.bridge_writeback_queue, expected=1)
+    assert running.error is None and running.bridge.counts["dead"] == 0
+    assert props.message_id == event_id and _count(plant, DeadLetter.id) == dead_before
+    record = written["record"]
+    assert record["expectedYield"] is not None and record["expectedEnergyKwh"] is None
+    assert "the latest day that can be forecast" in record["energySkipped"]
+    energy_ids = fixed_ids(event_id, "consumption")
+    assert _count(plant, PredictionLogEntry.id, PredictionLogEntry.request_id == energy_ids.request_id) == 0
+    ledger = _ledger_row(plant, event_id)
+    assert ledger.request_ids == [fixed_ids(event_id, "yield").request_id]
+    assert ledger.outcome is not None
+    [skipped] = ledger.outcome["skipped"]
+    assert skipped["task"] == "consumption" and skipped["reason"].startswith("day: readings of meter")
+
+
+def _sensor(event_id: str, machine: str, at: datetime) -> bytes:
+    return _event(
+        "opcenter", "EquipmentSensorUpdate", event_id, {"EquipmentNId": machine, "Timestamp": _iso(at)}
+    )
+
+
+def _down(event_id: str, machine: str, at: datetime) -> bytes:
+    data = {"workcenterCode": machine, "status": "down", "startTime": _iso(at)}
+    return _event("plex", "MachineStatusChanged", event_id, data)
+
+
+def _completed(event_id: str, machine: str, at: datetime) -> bytes:
+    data = {
+        "NId": f"OP-{event_id}",
+        "WorkOrderNId": "PO-1",
+        "EquipmentNId": machine,
+        "QuantityGood": 10,
+        "ActualEndTime": _iso(at),
+    }
+    return _event("opcenter", "OperationCompleted", event_id, data)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _failure_outcomes(plant: Plant, correlation_ids: list[str]) -> dict[str, tuple[float, str]]:
+    with database.session_scope(plant.db) as session:
+        rows = session.scalars(select(Outcome).where(Outcome.correlation_id.in_(correlation_ids)))
+        return {o.correlation_id: (o.actual, o.posted_by) for o in rows if o.model_name == "mesops-failure"}
+
+
+def test_a_down_event_then_operations_completed_resolve_the_right_failure_predictions(plant: Plant) -> None:
+    t = _tag()
+    a, b = plant.machines[1], plant.machines[2]
+    now = datetime.now(UTC)  # the horizon of a logged prediction starts when it was answered
+    risks = {f"{t}-a1": a, f"{t}-a2": a, f"{t}-b1": b}
+    down, early, done_b, done_a = f"{t}-down", f"{t}-op-a-early", f"{t}-op-b", f"{t}-op-a"
+    every = [*risks, down]
+
+    def ledger_has(event_id: str) -> bool:
+        return _count(plant, ProcessedEvent.event_id, ProcessedEvent.event_id == event_id) == 1
+
+    with Running(plant) as running:
+        for event_id, machine in risks.items():
+            _publish(plant, _sensor(event_id, machine, now))
+        assert len(_drain(plant, plant.settings.bridge_writeback_queue, expected=3)) == 3
+        _publish(plant, _down(down, a, now + timedelta(hours=1)))  # inside the 8 h horizon of a1 and a2
+        _wait(lambda: ledger_has(down))
+        assert _failure_outcomes(plant, every) == {
+            f"{t}-a1": (1.0, "mes-bridge"),
+            f"{t}-a2": (1.0, "mes-bridge"),
+        }
+        _publish(plant, _completed(early, a, now + timedelta(hours=2)))  # no horizon of a has ended yet
+        _wait(lambda: ledger_has(early))
+        _publish(plant, _completed(done_b, b, now + timedelta(hours=9)))  # b1's horizon ended without failure
+        _publish(plant, _completed(done_a, a, now + timedelta(hours=9)))  # so did the down event's own risk
+        _wait(lambda: ledger_has(done_a) and ledger_has(done_b))
+        resolved = _failure_outcomes(plant, every)
+        # replayed by the MES: nothing is scored, published or resolved twice
+        outcomes_before = _count(plant, Outcome.id)
+        _publish(plant, _down(down, a, now + timedelta(hours=1)))
+        _publish(plant, _completed(done_a, a, now + timedelta(hours=9)))
+        _wait(lambda: running.bridge.counts["duplicates"] == 2)
+        again = _drain(plant, plant.settings.bridge_writeback_queue, expected=1)
+    assert running.error is None
+    assert [props.message_id for props, _ in again] == [down]  # the down event's own risk write-back, once
+    assert resolved == {
+        f"{t}-a1": (1.0, "mes-bridge"),
+        f"{t}-a2": (1.0, "mes-bridge"),
+        f"{t}-b1": (0.0, "mes-bridge"),
+        down: (0.0, "mes-bridge"),
+    }
+    assert _count(plant, Outcome.id) == outcomes_before
+    told = {e: _ledger_row(plant, e).outcome for e in (down, early, done_b, done_a)}
+    assert {e: (o["actual"], o["predictions"]) for e, o in told.items() if o is not None} == {
+        down: (1.0, 2),
+        early: (0.0, 0),
+        done_b: (0.0, 1),
+        done_a: (0.0, 1),
+    }
+    assert told[down] is not None and told[down]["machine_id"] == a
+    assert _count(plant, PredictionLogEntry.id, PredictionLogEntry.correlation_id.in_(every)) == 4

@@ -22,15 +22,15 @@ from typing import Any
 import pika
 import pika.exceptions
 import pytest
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 from mesops import database
 from mesops.bridge_tables import ProcessedEvent
 from mesops.serving_tables import PredictionLogEntry, Recommendation
 from mesops.settings import Settings, get_settings
-from mesops.stack import DEFAULT_POSTGRES_URL, ProductionProfile, ensure_databases, production_profile
-from serving.bridge import AmqpBridge, BrokerUnavailableError, EventProcessor, fixed_ids
+from mesops.stack import ProductionProfile, drop_databases, ensure_databases, production_profile
+from serving.bridge import AmqpBridge, BrokerUnavailableError
+from serving.event_processor import EventProcessor, fixed_ids
 from serving.runtime import ServingRuntime
 from tests.serving.conftest import KEY
 from tests.serving.test_bridge_amqp import ensure_rabbitmq
@@ -50,8 +50,7 @@ class Production:
 
 @pytest.fixture(scope="module")
 def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]:
-    from pipelines.runner import ingest_batches, train_models
-    from pipelines.simulator import SimulationConfig, emit_extracts, simulate
+    from pipelines.runner import build_simulated_installation
     from tests.conftest import ensure_postgres
 
     ensure_postgres()
@@ -68,31 +67,10 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]
         for name, value in env.items():
             patch.setenv(name, value)
         try:
-            settings = get_settings()
-            settings.ensure_dirs()
-            history = simulate(
-                SimulationConfig(seed=7, days=90, lines=2, machines_per_line=6, defect_rate=0.01)
-            )
-            emit_extracts(history, settings.landing_dir / "opcenter" / "b90", mes="opcenter", batch_id="b90")
-            [ingest] = ingest_batches(settings)
-            assert ingest.success, ingest.failed_steps
-            trained = train_models(settings)
-            assert trained.success, trained.failed_steps
+            build_simulated_installation(get_settings())
             yield Production(profile, env)
         finally:
-            _drop_databases(profile)
-
-
-def _drop_databases(profile: ProductionProfile) -> None:
-    admin = create_engine(DEFAULT_POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        for url in (profile.platform_url, profile.mlflow_url, profile.dagster_url):
-            name = make_url(url).database
-            connection.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
-            )
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+            drop_databases(profile)
 
 
 @dataclass

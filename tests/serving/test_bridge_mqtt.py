@@ -18,7 +18,8 @@ import pytest
 
 from mesops.bridge_tables import DeadLetter, ProcessedEvent
 from mesops.serving_tables import PredictionLogEntry
-from serving.bridge import EventProcessor, MqttBridge, fixed_ids
+from serving.bridge import MqttBridge
+from serving.event_processor import EventProcessor, fixed_ids
 from tests.serving.test_bridge_amqp import AT, Plant, _count, _event, _released, _wait, plant  # noqa: F401  (the shared fixture)
 
 pytestmark = pytest.mark.slow

@@ -268,7 +268,7 @@ def test_metrics_and_openapi_are_served(service) -> None:  # type: ignore[no-unt
     assert {"/v1/failure/risk", "/v1/feedback", "/v1/outcomes"} <= set(spec["paths"])
     feedback = spec["paths"]["/v1/feedback"]["post"]
     assert feedback["x-mesops-roles"] == ["planner"] and {"ApiKey": []} in feedback["security"]
-    assert set(feedback["responses"]) == {"200", "400", "401", "403", "404", "409", "503"}
+    assert set(feedback["responses"]) == {"200", "400", "401", "403", "404", "409", "413", "503"}
     assert spec["components"]["securitySchemes"]["ApiKey"]["name"] == "X-API-Key"
 
 
