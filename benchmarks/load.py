@@ -10,8 +10,9 @@ every request it delays, not hidden). The mix:
 - 80 % ``POST /v1/failure/risk`` (a machine, round robin), 10 % ``POST /v1/yield/forecast`` (a known order);
 - 5 % ``POST /v1/feedback`` (a planner accepts a recommendation answered at least a second earlier; when
   none is ready yet the slot sends a failure request instead, counted as ``feedback_substituted``);
-- 5 % broker events published to the bridge's events exchange (machine status and order released, in turn);
-  their latency is publish -> write-back received on the bridge's write-back queue.
+- 5 % broker events published to the bridge's events exchange (Opcenter sensor updates and machine status
+  changes, one in ten an order release: yield and energy forecasts); their latency is publish -> write-back
+  received on the bridge's write-back queue.
 
 HTTP requests alternate between the replicas and are sent by ``--processes`` client processes (``--senders``
 threads in all). Afterwards it checks exactly-once: every answered prediction request has exactly one
@@ -32,11 +33,10 @@ HTTP p99 <= 50 ms and no event or request lost or duplicated.
 from __future__ import annotations
 
 import argparse
-import http.client
+import asyncio
 import json
 import multiprocessing
 import os
-import queue
 import tempfile
 import threading
 import time
@@ -49,6 +49,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
+import pandas as pd
 import pika
 import pika.exceptions
 from sqlalchemy import create_engine, text
@@ -63,6 +64,7 @@ from mesops.stack import (
     production_profile,
 )
 from pipelines.runner import build_simulated_installation
+from serving.bridge import topology_environment
 from serving.server import free_ports
 
 KEY = "benchmark-key-0123456789abcdef"
@@ -93,19 +95,6 @@ def prepare_home(home: Path, prefix: str) -> tuple[Settings, ProductionProfile]:
     return settings, profile
 
 
-def bridge_names(tag: str) -> dict[str, str]:
-    """Exchanges and queues of this run only (deleted afterwards), as MESOPS_BRIDGE_* variables."""
-    names = {
-        "EVENTS_EXCHANGE": "events",
-        "EVENTS_QUEUE": "events.in",
-        "WRITEBACK_EXCHANGE": "writeback",
-        "WRITEBACK_QUEUE": "writeback.out",
-        "DEAD_LETTER_EXCHANGE": "dead",
-        "DEAD_LETTER_QUEUE": "dead",
-    }
-    return {f"MESOPS_BRIDGE_{k}": f"{tag}.{v}" for k, v in names.items()}
-
-
 @dataclass
 class Entities:
     """What requests and events name: the machines and orders of the context, an order's fields for events."""
@@ -127,25 +116,27 @@ def load_entities(settings: Settings) -> Entities:
 
 # --- events --------------------------------------------------------------------------------------------------
 def event_body(entities: Entities, n: int, event_id: str) -> bytes:
-    """Event ``n``: an Opcenter equipment status change or order release, in turn."""
-    if n % 2 == 0:
-        event_type = "EquipmentStatusChanged"
-        data: dict[str, Any] = {
-            "EquipmentNId": entities.machines[n // 2 % len(entities.machines)],
-            "State": "down",
-            "StartTime": AT,
-        }
-    else:
+    """Event ``n`` of a plant's bus: one in ten an order release (each its own order and release minute), the
+    rest sensor updates and machine status changes in turn (what dominates an MES's event traffic)."""
+    machine = entities.machines[n % len(entities.machines)]
+    if n % 10 == 5:
         o = entities.order
         event_type = "ProductionOrderReleased"
-        data = {
+        released = o["released_at"].tz_localize("UTC") + pd.Timedelta(minutes=n)
+        data: dict[str, Any] = {
             "NId": f"PO-{event_id}"[:40],
             "MaterialNId": o["product_id"],
             "ProductionLineNId": o["line_id"],
             "PlannedQuantity": float(o["planned_qty"]),
             "Shift": o["shift"],
-            "ReleasedOn": o["released_at"].tz_localize("UTC").isoformat(),
+            "ReleasedOn": released.isoformat(),
         }
+    elif n % 2:
+        event_type, data = "EquipmentSensorUpdate", {"EquipmentNId": machine, "Timestamp": AT}
+    else:
+        event_type = "EquipmentStatusChanged"
+        # a status change; "down" would also settle failure outcomes (rare in a plant)
+        data = {"EquipmentNId": machine, "State": "idle", "StartTime": AT}
     envelope = {"source": "opcenter", "event_type": event_type, "version": 1, "event_id": event_id}
     return json.dumps({**envelope, "occurred_at": AT, "data": data}).encode()
 
@@ -277,17 +268,10 @@ class EventSide:
                 thread.join(timeout=30)
 
     def delete_topology(self) -> None:
+        from serving.bridge import delete_topology
+
         connection = pika.BlockingConnection(pika.URLParameters(self.settings.bridge_amqp_url))
-        channel = connection.channel()
-        s = self.settings
-        for name in (s.bridge_events_queue, s.bridge_writeback_queue, s.bridge_dead_letter_queue):
-            channel.queue_delete(name)
-        for exchange in (
-            s.bridge_events_exchange,
-            s.bridge_writeback_exchange,
-            s.bridge_dead_letter_exchange,
-        ):
-            channel.exchange_delete(exchange)
+        delete_topology(connection.channel(), self.settings)
         connection.close()
 
 
@@ -351,8 +335,9 @@ def run_load(
     senders = max(1, options.senders // options.processes)
     with spawn.Pool(options.processes, initializer=_init_client, initargs=(start_at, barrier)) as pool:
         pending = [pool.apply_async(send_share, (urls, keys, names, share, senders)) for share in shares]
-        start_at.value = time.monotonic() + 0.5
-        barrier.wait(timeout=300)  # every client process has imported and opened its connections
+        barrier.wait(timeout=300)  # every client process has started and is ready to fire
+        start_at.value = time.monotonic() + 0.5  # only now: a slow start must not make every request "late"
+        barrier.wait(timeout=300)  # the clients read the start time after this second meeting
         start = start_at.value
         results = Results()
         event_ids: list[str] = []
@@ -377,41 +362,59 @@ def _init_client(start_at: Any, barrier: Any) -> None:
     _START_AT, _BARRIER = start_at, barrier
 
 
-class KeepAlive:
-    """One keep-alive HTTP/1.1 connection with an API key, on the standard library's client.
+class Connection:
+    """One keep-alive HTTP/1.1 connection on asyncio streams, with an API key.
 
-    The load generator shares the two cores with what it measures: http.client costs a fraction of httpx's CPU
-    per request, and every millisecond the client does not spend is one the replicas get.
+    The load generator shares the two cores with what it measures, so it is as cheap as a client can be in
+    Python: one event loop per process (no threads contending for the GIL, whose hand-offs made the generator
+    itself late by seconds), requests written as bytes, answers read by ``Content-Length``.
     """
 
-    def __init__(self, url: str, key: str) -> None:
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.headers = {"X-API-Key": key, "Content-Type": "application/json"}
-        self._connection: http.client.HTTPConnection | None = None
+    def __init__(self, host: str, port: int, key: str) -> None:
+        self.host, self.port, self.key = host, port, key
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
-    def post(self, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
+    async def post(self, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
         """Status and body of the answer; a kept-alive connection the server closed is reopened once."""
         data = json.dumps(body).encode()
-        for reused in (self._connection is not None, False):
-            connection = self._connection or http.client.HTTPConnection(self.host, self.port, timeout=30)
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nX-API-Key: {self.key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+        ).encode()
+        for reused in (self._streams is not None, False):
+            if self._streams is None:
+                self._streams = await asyncio.open_connection(self.host, self.port)
+            reader, writer = self._streams
             try:
-                connection.request("POST", path, data, self.headers)
-                answer = connection.getresponse()
-                payload = answer.read()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                connection.close()
-                self._connection = None
+                writer.write(head + data)
+                return await _read_answer(reader)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                writer.close()
+                self._streams = None
                 if not reused:
                     raise
-                continue
-            self._connection = connection
-            return answer.status, payload
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
+        if self._streams is not None:
+            self._streams[1].close()
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {
+        k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
+    }
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        chunks = []
+        while size := int((await reader.readuntil(b"\r\n")).strip() or b"0", 16):
+            chunks.append(await reader.readexactly(size))
+            await reader.readexactly(2)
+        await reader.readuntil(b"\r\n")
+        return status, b"".join(chunks)
+    return status, await reader.readexactly(int(headers.get("content-length", "0")))
 
 
 def send_share(
@@ -421,83 +424,94 @@ def send_share(
     share: list[tuple[int, str, float]],
     senders: int,
 ) -> Results:
-    """In a client process: a dispatcher hands each operation at its time to ``senders`` threads.
+    """In a client process: fire each operation at its scheduled time on one event loop."""
+    return asyncio.run(_send_share(urls, keys, names, share, senders))
 
-    Each sender has its own keep-alive connection per replica and role; an operation waiting for a free
-    sender still has its latency counted from its scheduled time.
-    """
+
+async def _send_share(
+    urls: list[str],
+    keys: dict[str, str],
+    names: dict[str, list[str]],
+    share: list[tuple[int, str, float]],
+    senders: int,
+) -> Results:
+    """Each operation starts at its time and takes a free keep-alive connection to its replica (``senders`` per
+    replica and role: the concurrency bound); one waiting for a free connection still has its latency counted
+    from its scheduled time."""
     results = Results()
-    work: queue.Queue[tuple[int, str, float] | None] = queue.Queue()
     decidable: deque[tuple[float, str]] = deque()
-    lock = threading.Lock()
     machines, orders = names["machines"], names["orders"]
+    pools: list[dict[str, asyncio.Queue[Connection]]] = []
+    for url in urls:
+        parts = urlsplit(url)
+        by_role: dict[str, asyncio.Queue[Connection]] = {}
+        for role, key in keys.items():
+            by_role[role] = asyncio.Queue()
+            for _ in range(senders):
+                by_role[role].put_nowait(Connection(parts.hostname or "127.0.0.1", parts.port or 80, key))
+        pools.append(by_role)
 
     def request(n: int, kind: str) -> tuple[str, str, dict[str, Any]]:
         if kind == "feedback":
-            with lock:
-                ready = decidable and time.monotonic() - decidable[0][0] >= FEEDBACK_AGE_S
-                rec_id = decidable.popleft()[1] if ready else None
-                if rec_id is None:
-                    results.feedback_substituted += 1
-            if rec_id is not None:
-                body = {"recommendation_id": rec_id, "decision": "accept", "reason_code": "agreed"}
+            ready = decidable and time.monotonic() - decidable[0][0] >= FEEDBACK_AGE_S
+            if ready:
+                body = {
+                    "recommendation_id": decidable.popleft()[1],
+                    "decision": "accept",
+                    "reason_code": "agreed",
+                }
                 return "feedback", "/v1/feedback", body
+            results.feedback_substituted += 1
             kind = "failure"
         if kind == "yield":
             return kind, "/v1/yield/forecast", {"order_id": orders[n % len(orders)]}
         return "failure", "/v1/failure/risk", {"machine_id": machines[n % len(machines)]}
 
     def record(kind: str, status: int, body: bytes, took: float) -> None:
-        with lock:
-            if status != 200:
-                results.errors[f"{kind} HTTP {status}"] += 1
-                return
-            results.latency_ms[kind].append(took)
-            payload = json.loads(body)
-            if kind == "feedback":
-                results.decided.append(payload["recommendation"]["recommendation_id"])
-                return
-            results.answered[kind].append(payload["request_id"])
-            recommendation = payload["recommendation"]
-            if recommendation["status"] in ("OPEN", "PENDING_APPROVAL"):
-                decidable.append((time.monotonic(), recommendation["recommendation_id"]))
+        if status != 200:
+            results.errors[f"{kind} HTTP {status}"] += 1
+            return
+        results.latency_ms[kind].append(took)
+        payload = json.loads(body)
+        if kind == "feedback":
+            results.decided.append(payload["recommendation"]["recommendation_id"])
+            return
+        results.answered[kind].append(payload["request_id"])
+        recommendation = payload["recommendation"]
+        if recommendation["status"] in ("OPEN", "PENDING_APPROVAL"):
+            decidable.append((time.monotonic(), recommendation["recommendation_id"]))
 
-    def sender(connections: list[dict[str, KeepAlive]]) -> None:
-        while (item := work.get()) is not None:
-            n, kind, due = item
-            kind, path, body = request(n, kind)
-            connection = connections[n % len(connections)]["planner" if kind == "feedback" else "integration"]
-            try:
-                status, answer = connection.post(path, body)
-            except (OSError, http.client.HTTPException) as err:
-                with lock:
-                    results.errors[f"{kind} {type(err).__name__}"] += 1
-                continue
-            record(kind, status, answer, (time.monotonic() - due) * 1000)
+    async def send(n: int, kind: str, due: float) -> None:
+        kind, path, body = request(n, kind)
+        pool = pools[n % len(pools)]["planner" if kind == "feedback" else "integration"]
+        connection = await pool.get()
+        try:
+            status, answer = await connection.post(path, body)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as err:
+            results.errors[f"{kind} {type(err).__name__}"] += 1
+            connection.close()
+            connection = Connection(connection.host, connection.port, connection.key)
+            return
+        finally:
+            pool.put_nowait(connection)
+        record(kind, status, answer, (time.monotonic() - due) * 1000)
 
-    connections = [
-        [{role: KeepAlive(url, key) for role, key in keys.items()} for url in urls] for _ in range(senders)
-    ]
-    threads = [threading.Thread(target=sender, args=(c,), daemon=True) for c in connections]
-    for thread in threads:
-        thread.start()
-    _BARRIER.wait(timeout=300)
+    _BARRIER.wait(timeout=300)  # ready
+    _BARRIER.wait(timeout=300)  # the start time is set
     start = _START_AT.value
+    tasks = []
     for n, kind, offset in share:
         due = start + offset
         delay = due - time.monotonic()
         if delay > 0:
-            time.sleep(delay)
+            await asyncio.sleep(delay)
         results.lag_ms.append(max(0.0, (time.monotonic() - due) * 1000))
-        work.put((n, kind, due))
-    for _ in threads:
-        work.put(None)
-    for thread in threads:
-        thread.join()
-    for by_url in connections:
-        for by_role in by_url:
-            for connection in by_role.values():
-                connection.close()
+        tasks.append(asyncio.create_task(send(n, kind, due)))
+    await asyncio.gather(*tasks)
+    for by_role in pools:
+        for pool in by_role.values():
+            while not pool.empty():
+                pool.get_nowait().close()
     return results
 
 
@@ -588,7 +602,7 @@ def main() -> None:
     tag = f"load-{uuid.uuid4().hex[:8]}"
     home = Path(tempfile.mkdtemp(prefix="mesops-bench-load-")) / "home" if temporary else args.home.resolve()
     prefix = f"{args.database_prefix}_{tag[5:]}" if temporary else args.database_prefix
-    os.environ.update(bridge_names(tag))
+    os.environ.update(topology_environment(tag))
     settings, profile = prepare_home(home, prefix)
     from governance.api_keys import create_key
 

@@ -90,6 +90,10 @@ def _utc(moment: datetime) -> datetime:
 def append_in(session: Session, event: AuditEvent, now: datetime | None = None) -> AuditEntry:
     """Append within the caller's transaction (so an alias move and its audit entry commit together)."""
     occurred_at = _utc(now or datetime.now(UTC))
+    # Writers queue on the head row (locked until commit) instead of racing for the next number and retrying
+    # after a pause: under concurrent planner decisions the retries were most of a decision's latency. SQLite
+    # ignores FOR UPDATE (it serializes writers anyway); the very first entry still races, and retries, as before.
+    head = session.get(AuditHead, HEAD_ID, with_for_update=True, populate_existing=True)
     last = session.scalars(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)).first()
     seq = 1 if last is None else last.seq + 1
     prev = GENESIS_HASH if last is None else last.entry_hash
@@ -103,7 +107,6 @@ def append_in(session: Session, event: AuditEvent, now: datetime | None = None) 
             **event.model_dump(),
         )
     )
-    head = session.get(AuditHead, HEAD_ID)
     if head is None:
         session.add(AuditHead(id=HEAD_ID, seq=seq, entry_hash=sealed))
     else:

@@ -212,6 +212,8 @@ def machine_condition(
 ) -> pd.DataFrame:
     """Condition of each order's routing machines before its release, aggregated per order."""
     routing = _routing(tables["operations"], entities)
+    if routing.empty:  # none of the orders is planned on a machine yet (new releases): nothing to aggregate
+        return pd.DataFrame(index=entities.index, columns=list(CONDITION_COLUMNS), dtype="float64")
     steps = pd.concat(
         [
             routing,
@@ -289,10 +291,42 @@ def line_recent(entities: pd.DataFrame, residuals: pd.DataFrame, config: YieldFe
     )
 
 
+CONDITION_COLUMNS = (
+    "routing_steps",
+    "wear_mean",
+    "wear_max",
+    "vibration_mean",
+    "vibration_max",
+    "torque_mean",
+    "downs_recent",
+    "op_scrap_share_mean",
+    "op_scrap_share_max",
+)
+
+
+@dataclass(frozen=True)
+class FinishedOrders:
+    """The history's finished orders with their yields and residuals: the same for every order asked about, so a
+    caller that builds features again and again on the same tables (the service) prepares it once."""
+
+    finished: pd.DataFrame
+    residuals: pd.DataFrame
+
+
+def finished_orders(
+    tables: Mapping[str, pd.DataFrame], config: YieldFeatureConfig | None = None
+) -> FinishedOrders:
+    """The finished orders of ``tables`` (yield known) and their residuals, for :func:`build_yield_features`."""
+    config = config or YieldFeatureConfig()
+    finished = known_outcomes(tables["production_orders"])
+    return FinishedOrders(finished, with_residuals(finished, config.product_prior_orders))
+
+
 def build_yield_features(
     tables: Mapping[str, pd.DataFrame],
     orders: pd.DataFrame,
     config: YieldFeatureConfig | None = None,
+    history: FinishedOrders | None = None,
 ) -> pd.DataFrame:
     """Features of ``orders`` (one or many) as known at each one's ``released_at``; indexed by order_id.
 
@@ -302,6 +336,7 @@ def build_yield_features(
             are ignored, so the full history can be passed for a backtest.
         orders: the orders to forecast (ENTITY_COLUMNS); their own outcome columns are never read.
         config: windows and priors; defaults when None.
+        history: :func:`finished_orders` of these same tables and config, when the caller keeps it (else built).
 
     Returns:
         One row per order in input order, columns FEATURES (float64; NaN where nothing was known).
@@ -309,8 +344,8 @@ def build_yield_features(
     config = config or YieldFeatureConfig()
     check_tables(tables)
     entities = order_entities(orders)
-    finished = known_outcomes(tables["production_orders"])
-    residuals = with_residuals(finished, config.product_prior_orders)
+    history = history or finished_orders(tables, config)
+    finished, residuals = history.finished, history.residuals
     parts = [
         pd.DataFrame(
             {

@@ -361,6 +361,37 @@ def declare_topology(channel: BlockingChannel, settings: Settings) -> None:
     )
 
 
+def delete_topology(channel: BlockingChannel, settings: Settings) -> None:
+    """Remove the bridge's queues and exchanges (with whatever they hold): for throw-away topologies of tests and
+    benchmarks, never a plant's."""
+    for queue_name in (
+        settings.bridge_events_queue,
+        settings.bridge_writeback_queue,
+        settings.bridge_dead_letter_queue,
+    ):
+        channel.queue_delete(queue_name)
+    for exchange in (
+        settings.bridge_events_exchange,
+        settings.bridge_writeback_exchange,
+        settings.bridge_dead_letter_exchange,
+    ):
+        channel.exchange_delete(exchange)
+
+
+def topology_environment(prefix: str) -> dict[str, str]:
+    """MESOPS_BRIDGE_* variables naming a topology of its own under ``prefix`` (``<prefix>.events``, ...), so a
+    test or benchmark run shares the broker with others without sharing their queues."""
+    names = {
+        "EVENTS_EXCHANGE": "events",
+        "EVENTS_QUEUE": "events.in",
+        "WRITEBACK_EXCHANGE": "writeback",
+        "WRITEBACK_QUEUE": "writeback.out",
+        "DEAD_LETTER_EXCHANGE": "dead",
+        "DEAD_LETTER_QUEUE": "dead",
+    }
+    return {f"MESOPS_BRIDGE_{key}": f"{prefix}.{value}" for key, value in names.items()}
+
+
 @dataclass
 class MqttBridge:
     """The MQTT (Mosquitto) consumer: QoS 1 in a persistent session, acknowledged only after commit and publish.

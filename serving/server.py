@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -24,21 +25,22 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "serving.service:MesopsService"
 
 
+# Ports handed out for tests, the demo and benchmarks come from below Linux's ephemeral range (32768-60999):
+# a port the OS picked for us there can be handed to another socket (BentoML's process manager binds several)
+# between our check and the service's own bind, which made a replica fail with "address already in use".
+PORT_RANGE = (20000, 32000)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now (for tests, the demo and benchmarks)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1, host)
 
 
 def free_ports(count: int, host: str = "127.0.0.1", avoid: tuple[int, ...] = ()) -> int:
-    """The first of ``count`` consecutive free TCP ports (replicas listen on consecutive ports), none in ``avoid``.
-
-    Two calls of :func:`free_port` often return neighbours (the OS hands out ephemeral ports in order), so a
-    range must be checked port by port.
-    """
-    for _ in range(100):
-        first = free_port(host)
+    """The first of ``count`` consecutive free TCP ports (replicas listen on consecutive ports), none in ``avoid``."""
+    low, high = PORT_RANGE
+    for _ in range(200):
+        first = random.randrange(low, high - count)
         wanted = range(first, first + count)
         if any(port in avoid for port in wanted):
             continue
@@ -50,7 +52,7 @@ def free_ports(count: int, host: str = "127.0.0.1", avoid: tuple[int, ...] = ())
             except OSError:
                 continue
         return first
-    raise OSError(f"no {count} consecutive free ports on {host}")
+    raise OSError(f"no {count} consecutive free ports on {host} in {low}-{high}")
 
 
 class ServerError(RuntimeError):

@@ -24,7 +24,7 @@ from mesops import database
 from mesops.bridge_tables import DeadLetter, ProcessedEvent
 from mesops.serving_tables import Outcome, PredictionLogEntry, Recommendation
 from mesops.settings import Settings, get_settings
-from serving.bridge import AmqpBridge
+from serving.bridge import AmqpBridge, delete_topology
 from serving.event_processor import EventProcessor, fixed_ids, meters_by_line
 from serving.prediction_log import LogOverloadedError
 from serving.runtime import ServingRuntime
@@ -103,18 +103,7 @@ def plant(installation: Installation, tmp_path_factory: pytest.TempPathFactory) 
         yield Plant(settings, runtime, channel, sorted(context.machines), order)
     finally:
         runtime.close()
-        for queue in (
-            settings.bridge_events_queue,
-            settings.bridge_writeback_queue,
-            settings.bridge_dead_letter_queue,
-        ):
-            channel.queue_delete(queue)
-        for exchange in (
-            settings.bridge_events_exchange,
-            settings.bridge_writeback_exchange,
-            settings.bridge_dead_letter_exchange,
-        ):
-            channel.exchange_delete(exchange)
+        delete_topology(channel, settings)
         connection.close()
 
 

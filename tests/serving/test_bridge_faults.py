@@ -29,7 +29,7 @@ from mesops.bridge_tables import ProcessedEvent
 from mesops.serving_tables import PredictionLogEntry, Recommendation
 from mesops.settings import Settings, get_settings
 from mesops.stack import ProductionProfile, drop_databases, ensure_databases, production_profile
-from serving.bridge import AmqpBridge, BrokerUnavailableError
+from serving.bridge import AmqpBridge, BrokerUnavailableError, delete_topology
 from serving.event_processor import EventProcessor, fixed_ids
 from serving.runtime import ServingRuntime
 from tests.serving.conftest import KEY
@@ -135,19 +135,7 @@ def _restart_broker_if_down() -> None:
 
 def _delete_topology(settings: Settings) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(settings.bridge_amqp_url))
-    channel = connection.channel()
-    for queue in (
-        settings.bridge_events_queue,
-        settings.bridge_writeback_queue,
-        settings.bridge_dead_letter_queue,
-    ):
-        channel.queue_delete(queue)
-    for exchange in (
-        settings.bridge_events_exchange,
-        settings.bridge_writeback_exchange,
-        settings.bridge_dead_letter_exchange,
-    ):
-        channel.exchange_delete(exchange)
+    delete_topology(connection.channel(), settings)
     connection.close()
 
 

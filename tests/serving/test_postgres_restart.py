@@ -28,6 +28,7 @@ from governance.api_keys import create_key
 from mesops import database
 from mesops.rollout_tables import ModelAlias
 from mesops.settings import get_settings
+from serving.bridge import delete_topology, topology_environment
 from serving.event_processor import fixed_ids
 from serving.prediction_log import RETRY_MAX_S
 from serving.server import REPO_ROOT, ServerProcess, free_port
@@ -170,16 +171,8 @@ def bridge_on_postgres(
 
     ensure_rabbitmq()
     tag = f"pgrestart-{uuid.uuid4().hex[:8]}"
-    names = {
-        "EVENTS_EXCHANGE": "events",
-        "EVENTS_QUEUE": "events.in",
-        "WRITEBACK_EXCHANGE": "writeback",
-        "WRITEBACK_QUEUE": "writeback.out",
-        "DEAD_LETTER_EXCHANGE": "dead",
-        "DEAD_LETTER_QUEUE": "dead",
-    }
-    for name, value in names.items():
-        monkeypatch.setenv(f"MESOPS_BRIDGE_{name}", f"{tag}.{value}")
+    for name, value in topology_environment(tag).items():
+        monkeypatch.setenv(name, value)
     settings = get_settings()
     log_path = tmp_path / "bridge.log"
     with log_path.open("wb") as out:
@@ -199,25 +192,9 @@ def bridge_on_postgres(
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
-        _delete_topology(settings)
-
-
-def _delete_topology(settings: Any) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(settings.bridge_amqp_url))
-    channel = connection.channel()
-    for queue in (
-        settings.bridge_events_queue,
-        settings.bridge_writeback_queue,
-        settings.bridge_dead_letter_queue,
-    ):
-        channel.queue_delete(queue)
-    for exchange in (
-        settings.bridge_events_exchange,
-        settings.bridge_writeback_exchange,
-        settings.bridge_dead_letter_exchange,
-    ):
-        channel.exchange_delete(exchange)
-    connection.close()
+        connection = pika.BlockingConnection(pika.URLParameters(settings.bridge_amqp_url))
+        delete_topology(connection.channel(), settings)
+        connection.close()
 
 
 @dataclass
