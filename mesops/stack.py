@@ -21,18 +21,26 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from mesops.settings import TELEMETRY_OFF, Settings
-from serving.server import REPO_ROOT, ServerProcess, descendants, server_command, server_environment
+from serving.server import (
+    REPO_ROOT,
+    ServerError,
+    ServerProcess,
+    descendants,
+    server_command,
+    server_environment,
+)
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 STATE_FILE = "stack.json"
@@ -124,7 +132,7 @@ def production_profile(
 def _require_postgres(name: str, url: str) -> None:
     try:
         parsed = make_url(url)
-    except Exception as err:  # sqlalchemy's ArgumentError and friends: re-raised naming the setting
+    except (ArgumentError, ValueError) as err:  # re-raised naming the setting
         raise StackError(f"{name}: not a database URL ({err})") from None
     if parsed.drivername != "postgresql+psycopg2":
         raise StackError(
@@ -137,44 +145,43 @@ def ensure_databases(profile: ProductionProfile) -> list[str]:
     """Create the profile's PostgreSQL databases that do not exist yet; returns the names created."""
     created = []
     for url in (profile.platform_url, profile.mlflow_url, profile.dagster_url):
-        target = make_url(url)
-        name = target.database or ""
-        if not _DATABASE_NAME.match(name):
-            raise StackError(f"database {name!r} of {target.render_as_string()}: not a plain lower-case name")
-        admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as connection:
-                exists = connection.execute(
-                    text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
-                ).first()
-                if not exists:
-                    connection.execute(text(f'CREATE DATABASE "{name}"'))  # name checked above
-                    created.append(name)
-        except Exception as err:  # connection refused, auth: one line naming the server
-            first_line = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
-            raise StackError(f"cannot reach PostgreSQL at {target.render_as_string()}: {first_line}") from err
-        finally:
-            admin.dispose()
+        with _admin_connection(url) as (connection, name):
+            exists = connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).first()
+            if not exists:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))  # name checked by _admin_connection
+                created.append(name)
     return created
 
 
 def drop_databases(profile: ProductionProfile) -> None:
     """Drop the profile's databases, closing their sessions first (for throw-away stacks: tests, benchmarks)."""
     for url in (profile.platform_url, profile.mlflow_url, profile.dagster_url):
-        target = make_url(url)
-        name = target.database or ""
-        if not _DATABASE_NAME.match(name):
-            raise StackError(f"database {name!r} of {target.render_as_string()}: not a plain lower-case name")
-        admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as connection:
-                connection.execute(
-                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                    {"n": name},
-                )
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))  # name checked above
-        finally:
-            admin.dispose()
+        with _admin_connection(url) as (connection, name):
+            connection.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
+            )
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))  # name checked by _admin_connection
+
+
+@contextlib.contextmanager
+def _admin_connection(url: str) -> Iterator[tuple[Connection, str]]:
+    """An autocommit connection to the server of ``url`` (its ``postgres`` database) and the checked name of the
+    database ``url`` names; an unreachable server is a StackError of one line naming it."""
+    target = make_url(url)
+    name = target.database or ""
+    if not _DATABASE_NAME.match(name):
+        raise StackError(f"database {name!r} of {target.render_as_string()}: not a plain lower-case name")
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            yield connection, name
+    except SQLAlchemyError as err:  # connection refused, auth, no right to create: one line naming the server
+        first_line = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        raise StackError(f"cannot reach PostgreSQL at {target.render_as_string()}: {first_line}") from err
+    finally:
+        admin.dispose()
 
 
 def prepare_stores(profile: ProductionProfile, settings: Settings) -> None:
@@ -277,7 +284,7 @@ class Replica:
     def wait_ready(self, timeout_s: float) -> None:
         try:
             self.process.wait_ready(timeout_s)
-        except Exception as err:
+        except ServerError as err:
             raise StackError(f"{self.name}: {err}") from err
 
     def status(self) -> str:

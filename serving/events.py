@@ -12,6 +12,7 @@ in an event never reaches the database; the envelope itself is strict (a misspel
 from __future__ import annotations
 
 import json
+from abc import abstractmethod
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
@@ -74,8 +75,9 @@ class _Data(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=False)
     kind: ClassVar[Kind]
 
+    @abstractmethod
     def canonical(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The event's fields in canonical vocabulary (MesEvent keyword arguments)."""
 
 
 # --- Opcenter (OData entity vocabulary: ProductionOrders, EquipmentEvents, Operations) ------------------
